@@ -1,0 +1,57 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/rtunnel/rtunnel/config"
+	"github.com/rtunnel/rtunnel/tunnel"
+	"github.com/spf13/cobra"
+)
+
+func newCheckCmd(stdout io.Writer) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the config, key files and known_hosts entries without connecting",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, problems := loadAndCheck(path)
+			if len(problems) == 0 {
+				fmt.Fprintln(stdout, "ok")
+				return nil
+			}
+			for _, p := range problems {
+				fmt.Fprintln(stdout, p)
+			}
+			return &exitError{code: exitConfig, err: fmt.Errorf("%d problem(s) in %s", len(problems), path)}
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", config.DefaultPath, "config file")
+	return cmd
+}
+
+// loadAndCheck loads the config and checks every key and known_hosts file
+// it names. It returns every problem, each naming its file.
+func loadAndCheck(path string) (*config.Config, []error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			out := make([]error, len(errs))
+			for i, e := range errs {
+				out[i] = e
+			}
+			return nil, out
+		}
+		return nil, []error{err}
+	}
+	var problems []error
+	for _, t := range cfg.Tunnels {
+		for _, err := range tunnel.Check(tunnelConfig(cfg, t, nil, nil)) {
+			problems = append(problems, fmt.Errorf("%s:%d: tunnel %s: %w", cfg.Path, t.Line, t.Name, err))
+		}
+	}
+	return cfg, problems
+}

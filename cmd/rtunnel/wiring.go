@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/rtunnel/rtunnel/config"
+	"github.com/rtunnel/rtunnel/reconnect"
+	"github.com/rtunnel/rtunnel/tunnel"
+)
+
+// tunnelConfig maps one config.Tunnel to what package tunnel needs.
+func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunnel.Observer) tunnel.Config {
+	endpoint := func(e config.Endpoint) tunnel.Endpoint {
+		return tunnel.Endpoint{User: e.User, Host: e.Host, Port: e.Port, Identity: e.Identity,
+			KnownHosts: e.KnownHosts, ConnectTimeout: e.ConnectTimeout}
+	}
+	tc := tunnel.Config{
+		Name:                 t.Name,
+		Server:               endpoint(t.Server),
+		KeepaliveInterval:    t.Keepalive.Interval,
+		KeepaliveCountMax:    t.Keepalive.CountMax,
+		ExitOnForwardFailure: t.ExitOnForwardFailure,
+		ForwardRetry:         t.ForwardRetry,
+		ForwardRetryFor:      t.ForwardRetryFor,
+		ForwardRetryMax:      t.Backoff.Max,
+		MaxConnections:       t.MaxConnections,
+		ShutdownGrace:        c.ShutdownGrace,
+		Log:                  log,
+		Observer:             obs,
+	}
+	for _, j := range t.Jump {
+		tc.Jump = append(tc.Jump, endpoint(j))
+	}
+	for _, f := range t.Forwards {
+		tc.Forwards = append(tc.Forwards, tunnel.Forward{RemoteHost: f.Remote.Host, RemotePort: f.Remote.Port, Local: f.Local.String()})
+	}
+	return tc
+}
+
+func reconnectPolicy(t config.Tunnel) reconnect.Policy {
+	return reconnect.Policy{
+		Initial:      t.Backoff.Initial,
+		Max:          t.Backoff.Max,
+		Multiplier:   t.Backoff.Multiplier,
+		Jitter:       t.Backoff.Jitter,
+		ResetAfter:   t.Backoff.ResetAfter,
+		FastRetry:    t.ForwardRetry,
+		FastRetryFor: t.ForwardRetryFor,
+	}
+}
+
+// retryLog logs a scheduled retry with what failed, why, and when rtunnel
+// tries again. Refused keys are errors: they need an operator.
+func retryLog(log *slog.Logger, attempt int, err error, wait time.Duration) {
+	level := slog.LevelWarn
+	if tunnel.Result(err) == tunnel.ResultAuth {
+		level = slog.LevelError
+	}
+	log.Log(context.Background(), level, "tunnel down; will retry", "attempt", attempt, "result", tunnel.Result(err),
+		"err", err.Error(), "retry_in", wait.Round(time.Millisecond).String())
+}

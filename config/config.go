@@ -1,0 +1,248 @@
+// Package config turns rtunnel's YAML file into validated structs.
+//
+// It owns parsing, defaults and every error message about the file; it
+// imports only the standard library and gopkg.in/yaml.v3, never another
+// rtunnel package. Errors name file:line and the key, so an operator can fix
+// the file without guessing.
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults, chosen to match the setup guide's autossh unit and OpenSSH.
+const (
+	DefaultPath            = "/etc/rtunnel/rtunnel.yaml"
+	DefaultShutdownGrace   = 5 * time.Second
+	DefaultConnectTimeout  = 15 * time.Second
+	DefaultKeepalive       = 15 * time.Second
+	DefaultKeepaliveCount  = 3
+	DefaultForwardRetry    = time.Second
+	DefaultForwardRetryFor = 2 * time.Minute
+	DefaultMaxConnections  = 1024
+	DefaultBackoffInitial  = time.Second
+	DefaultBackoffMax      = 60 * time.Second
+	DefaultBackoffMult     = 2.0
+	DefaultBackoffJitter   = 0.2
+	DefaultBackoffReset    = 60 * time.Second
+)
+
+// Config is one validated configuration file.
+type Config struct {
+	Path          string
+	Log           Log
+	ShutdownGrace time.Duration
+	Metrics       *Metrics
+	Tunnels       []Tunnel
+}
+
+// Log selects the log level and format.
+type Log struct {
+	Level  string // debug | info | warn | error
+	Format string // text | json
+}
+
+// Metrics configures the Prometheus/health endpoint.
+type Metrics struct {
+	Listen      string
+	AllowRemote bool
+}
+
+// Tunnel is one SSH session to a server with its forwards.
+type Tunnel struct {
+	Name                 string
+	Line                 int // line of the tunnel in the file, for messages
+	Server               Endpoint
+	Jump                 []Endpoint
+	Forwards             []Forward
+	Keepalive            Keepalive
+	ConnectTimeout       time.Duration
+	ExitOnForwardFailure bool
+	ForwardRetry         time.Duration
+	ForwardRetryFor      time.Duration
+	MaxConnections       int
+	Backoff              Backoff
+}
+
+// Endpoint is an SSH server: the tunnel's server or a ProxyJump hop.
+type Endpoint struct {
+	User           string
+	Host           string
+	Port           int
+	Identity       string
+	KnownHosts     string
+	ConnectTimeout time.Duration
+	Line           int
+}
+
+// String gives user@host:port as the user would write it.
+func (e Endpoint) String() string {
+	return e.User + "@" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+}
+
+// Forward is one remote forward: the server binds Remote, connections go to Local.
+type Forward struct {
+	Remote Addr
+	Local  Addr
+	Line   int
+}
+
+// String is the forward's label in logs and metrics: "localhost:2220->localhost:22".
+func (f Forward) String() string { return f.Remote.String() + "->" + f.Local.String() }
+
+// Addr is a host and port. Host is kept exactly as written: sshd's
+// permitlisten compares the text.
+type Addr struct {
+	Host string
+	Port int
+}
+
+func (a Addr) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.Port)) }
+
+// Keepalive mirrors OpenSSH's ServerAliveInterval / ServerAliveCountMax.
+type Keepalive struct {
+	Interval time.Duration
+	CountMax int
+}
+
+// Backoff controls reconnect waits.
+type Backoff struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	Jitter     float64
+	ResetAfter time.Duration
+}
+
+// Error is one problem in the file, located by line.
+type Error struct {
+	File string
+	Line int
+	Key  string // dotted path, e.g. tunnels[0].forwards[1].remote
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one file; it is what Load returns on failure.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// ParseAddr parses host:port. The host may be a name, an IPv4 address or a
+// bracketed IPv6 address; the port must be 1..65535 (0 only when allowZero).
+func ParseAddr(s string, allowZero bool) (Addr, error) {
+	if s == "" {
+		return Addr{}, fmt.Errorf("empty address; want host:port, e.g. localhost:2220")
+	}
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		return Addr{}, fmt.Errorf("%q is not host:port (IPv6 needs brackets: [::1]:22)", s)
+	}
+	if host == "" {
+		return Addr{}, fmt.Errorf("%q has no host; write localhost:%s to bind only on the server's loopback", s, portStr)
+	}
+	if err := checkHost(host); err != nil {
+		return Addr{}, fmt.Errorf("%q: %v", s, err)
+	}
+	port, err := parsePort(portStr, allowZero)
+	if err != nil {
+		return Addr{}, fmt.Errorf("%q: %v", s, err)
+	}
+	return Addr{Host: host, Port: port}, nil
+}
+
+// ParseEndpoint parses user@host[:port]; the port defaults to 22 as in ssh.
+func ParseEndpoint(s string) (Endpoint, error) {
+	at := strings.LastIndex(s, "@")
+	if at <= 0 {
+		return Endpoint{}, fmt.Errorf("%q has no user; write user@host[:port]", s)
+	}
+	user, rest := s[:at], s[at+1:]
+	if strings.ContainsAny(user, " \t@:/") {
+		return Endpoint{}, fmt.Errorf("%q: user %q contains a space, '@', ':' or '/'", s, user)
+	}
+	if rest == "" {
+		return Endpoint{}, fmt.Errorf("%q has no host; write user@host[:port]", s)
+	}
+	host, port := rest, 22
+	if strings.HasPrefix(rest, "[") || strings.Count(rest, ":") == 1 {
+		h, p, err := net.SplitHostPort(rest)
+		if err != nil {
+			if !strings.HasPrefix(rest, "[") {
+				return Endpoint{}, fmt.Errorf("%q is not user@host[:port]", s)
+			}
+			h = strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
+			p = "22"
+		}
+		host = h
+		if port, err = parsePort(p, false); err != nil {
+			return Endpoint{}, fmt.Errorf("%q: %v", s, err)
+		}
+	} else if strings.Contains(rest, ":") {
+		// A bare IPv6 address without port, as ssh accepts.
+		if net.ParseIP(rest) == nil {
+			return Endpoint{}, fmt.Errorf("%q is not user@host[:port] (IPv6 with a port needs brackets)", s)
+		}
+	}
+	if err := checkHost(host); err != nil {
+		return Endpoint{}, fmt.Errorf("%q: %v", s, err)
+	}
+	return Endpoint{User: user, Host: host, Port: port}, nil
+}
+
+func parsePort(s string, allowZero bool) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || strconv.Itoa(p) != s {
+		return 0, fmt.Errorf("port %q is not a number", s)
+	}
+	if p == 0 && allowZero {
+		return 0, nil
+	}
+	if p < 1 || p > 65535 {
+		return 0, fmt.Errorf("port %d is out of range 1-65535", p)
+	}
+	return p, nil
+}
+
+func checkHost(h string) error {
+	if h == "" {
+		return fmt.Errorf("empty host")
+	}
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	if len(h) > 253 {
+		return fmt.Errorf("host name longer than 253 characters")
+	}
+	for _, r := range h {
+		ok := r == '-' || r == '.' || r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return fmt.Errorf("host %q contains %q; use a DNS name or an IP address", h, r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+// Package reconnect runs a session function forever: after each end it waits
+// (exponential backoff with jitter, or a short fixed wait for errors that
+// deserve a fast retry) and runs it again, until the context ends or an
+// error is permanent.
+//
+// It imports only the standard library and github.com/cenkalti/backoff/v4;
+// it knows nothing of SSH, config files or metrics.
+package reconnect
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Policy is the wait schedule.
+type Policy struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	Jitter     float64 // 0.2 = each wait is randomised by +-20 %
+	// ResetAfter: a session that stayed up this long starts the schedule
+	// again from Initial.
+	ResetAfter time.Duration
+	// FastRetry is the wait after an error for which IsFast is true, for
+	// FastRetryFor after the first such error in a row; then the normal
+	// schedule applies.
+	FastRetry    time.Duration
+	FastRetryFor time.Duration
+}
+
+// Loop runs Session with the Policy's waits.
+type Loop struct {
+	Policy Policy
+	// Session runs one session; it calls up() once the session is fully
+	// established. It returns nil only when ctx ended.
+	Session func(ctx context.Context, up func()) error
+	// IsPermanent errors end the loop: retrying cannot help.
+	IsPermanent func(error) bool
+	// IsFast errors are retried at FastRetry for a while.
+	IsFast func(error) bool
+	// OnRetry is told about every scheduled retry (for logs and metrics).
+	OnRetry func(attempt int, err error, wait time.Duration)
+}
+
+// PermanentError is what Run returns when the session failed for good.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Run loops until ctx ends (returns nil) or the session fails permanently
+// (returns *PermanentError).
+func (l *Loop) Run(ctx context.Context) error {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(l.Policy.Initial),
+		backoff.WithMaxInterval(l.Policy.Max),
+		backoff.WithMultiplier(l.Policy.Multiplier),
+		backoff.WithRandomizationFactor(l.Policy.Jitter),
+		backoff.WithMaxElapsedTime(0), // never give up
+	)
+	var fastSince time.Time
+	for attempt := 1; ; attempt++ {
+		var upAt time.Time
+		err := l.Session(ctx, func() { upAt = time.Now() })
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("session ended without an error")
+		}
+		if l.IsPermanent != nil && l.IsPermanent(err) {
+			return &PermanentError{Err: err}
+		}
+		if !upAt.IsZero() && time.Since(upAt) >= l.Policy.ResetAfter {
+			b.Reset()
+			fastSince = time.Time{}
+			attempt = 1
+		}
+		var wait time.Duration
+		if l.IsFast != nil && l.IsFast(err) && l.Policy.FastRetry > 0 {
+			if fastSince.IsZero() {
+				fastSince = time.Now()
+			}
+			if time.Since(fastSince) < l.Policy.FastRetryFor {
+				wait = l.Policy.FastRetry
+			}
+		} else {
+			fastSince = time.Time{}
+		}
+		if wait == 0 {
+			wait = b.NextBackOff()
+		}
+		if l.OnRetry != nil {
+			l.OnRetry(attempt, err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}

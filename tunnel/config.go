@@ -1,0 +1,145 @@
+package tunnel
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Endpoint is an SSH server to log in to: the tunnel's server or a hop.
+type Endpoint struct {
+	User           string
+	Host           string // as the user wrote it; known_hosts is checked under this name
+	Port           int
+	Identity       string // private key file
+	KnownHosts     string // known_hosts file
+	ConnectTimeout time.Duration
+}
+
+// Addr is host:port as written by the user.
+func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
+
+func (e Endpoint) String() string { return e.User + "@" + e.Addr() }
+
+// Forward asks the server to listen on RemoteHost:RemotePort and sends each
+// connection to Local.
+type Forward struct {
+	RemoteHost string // sent literally: permitlisten="localhost:N" matches the text
+	RemotePort int
+	Local      string // host:port dialed on this machine
+}
+
+// Remote is the server-side address, host:port.
+func (f Forward) Remote() string { return net.JoinHostPort(f.RemoteHost, strconv.Itoa(f.RemotePort)) }
+
+// String is the forward's label in logs and metrics.
+func (f Forward) String() string { return f.Remote() + "->" + f.Local }
+
+// Config describes one tunnel. Zero durations take the package defaults.
+type Config struct {
+	Name     string
+	Server   Endpoint
+	Jump     []Endpoint // ProxyJump hops, first is dialed directly
+	Forwards []Forward
+
+	KeepaliveInterval time.Duration
+	KeepaliveCountMax int
+
+	// ExitOnForwardFailure ends the session when a forward is refused (as
+	// OpenSSH's option); otherwise the refused forward is retried on the live
+	// session.
+	ExitOnForwardFailure bool
+	ForwardRetry         time.Duration // between re-requests of a refused forward
+	ForwardRetryFor      time.Duration // how long to re-request at ForwardRetry
+	ForwardRetryMax      time.Duration // longest wait after that window
+
+	MaxConnections int           // forwarded connections open at once
+	ShutdownGrace  time.Duration // how long open connections may finish on stop
+
+	Log      *slog.Logger
+	Observer Observer
+
+	// DialContext dials TCP to the first hop; nil means a net.Dialer.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (c *Config) setDefaults() {
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = 15 * time.Second
+	}
+	if c.KeepaliveCountMax <= 0 {
+		c.KeepaliveCountMax = 3
+	}
+	if c.ForwardRetry <= 0 {
+		c.ForwardRetry = time.Second
+	}
+	if c.ForwardRetryFor < 0 {
+		c.ForwardRetryFor = 0
+	}
+	if c.ForwardRetryMax < c.ForwardRetry {
+		c.ForwardRetryMax = 60 * time.Second
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1024
+	}
+	if c.ShutdownGrace < 0 {
+		c.ShutdownGrace = 0
+	}
+	for _, e := range c.hops() {
+		if e.ConnectTimeout <= 0 {
+			e.ConnectTimeout = 15 * time.Second
+		}
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
+}
+
+// hops lists every endpoint in dial order, the server last.
+func (c *Config) hops() []*Endpoint {
+	out := make([]*Endpoint, 0, len(c.Jump)+1)
+	for i := range c.Jump {
+		out = append(out, &c.Jump[i])
+	}
+	return append(out, &c.Server)
+}
+
+// Observer receives the session's events; health.Health implements it.
+// Methods are called on the data path and must not block.
+type Observer interface {
+	ConnectAttempt(tunnel string)
+	ConnectResult(tunnel, result string)
+	Connected(tunnel string)
+	Disconnected(tunnel string, err error)
+	ForwardUp(tunnel, forward string)
+	ForwardDown(tunnel, forward string)
+	ForwardRefused(tunnel, forward string)
+	KeepaliveRTT(tunnel string, d time.Duration)
+	KeepaliveMissed(tunnel string)
+	ConnOpened(tunnel, forward string)
+	ConnClosed(tunnel, forward string)
+	ConnRejected(tunnel, forward, reason string)
+	Bytes(tunnel, forward, direction string, n int)
+}
+
+// NopObserver ignores every event.
+type NopObserver struct{}
+
+func (NopObserver) ConnectAttempt(string)                {}
+func (NopObserver) ConnectResult(string, string)         {}
+func (NopObserver) Connected(string)                     {}
+func (NopObserver) Disconnected(string, error)           {}
+func (NopObserver) ForwardUp(string, string)             {}
+func (NopObserver) ForwardDown(string, string)           {}
+func (NopObserver) ForwardRefused(string, string)        {}
+func (NopObserver) KeepaliveRTT(string, time.Duration)   {}
+func (NopObserver) KeepaliveMissed(string)               {}
+func (NopObserver) ConnOpened(string, string)            {}
+func (NopObserver) ConnClosed(string, string)            {}
+func (NopObserver) ConnRejected(string, string, string)  {}
+func (NopObserver) Bytes(string, string, string, int)    {}

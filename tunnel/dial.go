@@ -1,0 +1,199 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// hop is one live SSH connection of the chain.
+type hop struct {
+	ep     *Endpoint
+	conn   *heardConn
+	client *ssh.Client
+}
+
+// heardConn records when anything was last read from the server: the
+// keepalive counts silence from there, not from missed ticks.
+type heardConn struct {
+	net.Conn
+	heard atomic.Int64 // unix nanoseconds
+}
+
+func newHeardConn(c net.Conn) *heardConn {
+	h := &heardConn{Conn: c}
+	h.heard.Store(time.Now().UnixNano())
+	return h
+}
+
+func (h *heardConn) Read(p []byte) (int, error) {
+	n, err := h.Conn.Read(p)
+	if n > 0 {
+		h.heard.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (h *heardConn) lastHeard() time.Time { return time.Unix(0, h.heard.Load()) }
+
+// bounded runs fn and calls abort (which must unblock fn, typically by
+// closing a connection) if fn has not returned after d or when ctx ends.
+// x/crypto has no deadlines on handshakes, channel opens or global requests.
+func bounded(ctx context.Context, d time.Duration, abort func(), fn func() error) (err error, timedOut bool) {
+	var fired atomic.Bool
+	t := time.AfterFunc(d, func() {
+		fired.Store(true)
+		abort()
+	})
+	stop := context.AfterFunc(ctx, abort)
+	err = fn()
+	t.Stop()
+	stop()
+	if fired.Load() {
+		return err, true
+	}
+	if ctx.Err() != nil {
+		return ctx.Err(), false
+	}
+	return err, false
+}
+
+// dialChain connects to every hop in order, each one through the previous
+// one's direct-tcpip channel, and returns the live chain. On error every
+// connection made so far is closed.
+func (t *Tunnel) dialChain(ctx context.Context) (chain []*hop, err error) {
+	defer func() {
+		if err != nil {
+			closeChain(chain)
+			chain = nil
+		}
+	}()
+	hops := t.cfg.hops()
+	for i, ep := range hops {
+		signer, err := LoadIdentity(ep.Identity)
+		if err != nil {
+			return chain, err
+		}
+		hk, err := newHostKeys(ep)
+		if err != nil {
+			return chain, err
+		}
+		var raw net.Conn
+		if i == 0 {
+			raw, err = t.dialTCP(ctx, ep)
+		} else {
+			raw, err = dialThrough(ctx, chain[i-1], ep)
+		}
+		if err != nil {
+			return chain, err
+		}
+		h, err := handshake(ctx, raw, ep, signer, hk)
+		if err != nil {
+			return chain, err
+		}
+		chain = append(chain, h)
+	}
+	return chain, nil
+}
+
+func (t *Tunnel) dialTCP(ctx context.Context, ep *Endpoint) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, ep.ConnectTimeout)
+	defer cancel()
+	dial := t.cfg.DialContext
+	if dial == nil {
+		d := &net.Dialer{KeepAlive: -1}
+		dial = d.DialContext
+	}
+	c, err := dial(dctx, "tcp", ep.Addr())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, &TimeoutError{Step: "TCP connect", Hop: ep.String(), After: ep.ConnectTimeout}
+		}
+		return nil, &DialError{Hop: ep.String(), Err: err}
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tuneServerConn(tc, t.cfg.KeepaliveInterval*time.Duration(t.cfg.KeepaliveCountMax))
+	}
+	return c, nil
+}
+
+// dialThrough opens a direct-tcpip channel from prev to ep, sending the
+// host exactly as written (what permitopen="localhost:N" matches).
+func dialThrough(ctx context.Context, prev *hop, ep *Endpoint) (net.Conn, error) {
+	var c net.Conn
+	err, timedOut := bounded(ctx, ep.ConnectTimeout, func() { prev.conn.Close() }, func() error {
+		var err error
+		c, err = prev.client.Dial("tcp", ep.Addr())
+		return err
+	})
+	if timedOut {
+		if c != nil {
+			c.Close()
+		}
+		return nil, &TimeoutError{Step: "opening a channel", Hop: ep.String() + " via " + prev.ep.String(), After: ep.ConnectTimeout}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &DialError{Hop: ep.String(), Via: prev.ep.String(), Err: err}
+	}
+	return c, nil
+}
+
+func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
+	conn := newHeardConn(raw)
+	cfg := &ssh.ClientConfig{
+		User:              ep.User,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback:   hk.Check,
+		HostKeyAlgorithms: hk.Algorithms(),
+		Timeout:           ep.ConnectTimeout,
+		ClientVersion:     "SSH-2.0-rtunnel",
+	}
+	var (
+		c     ssh.Conn
+		chans <-chan ssh.NewChannel
+		reqs  <-chan *ssh.Request
+	)
+	err, timedOut := bounded(ctx, ep.ConnectTimeout, func() { conn.Close() }, func() error {
+		var err error
+		c, chans, reqs, err = ssh.NewClientConn(conn, ep.Addr(), cfg)
+		return err
+	})
+	if err == nil && !timedOut {
+		return &hop{ep: ep, conn: conn, client: ssh.NewClient(c, chans, reqs)}, nil
+	}
+	if c != nil {
+		c.Close()
+	}
+	conn.Close()
+	if herr := hk.Err(); herr != nil {
+		return nil, herr
+	}
+	if timedOut {
+		return nil, &TimeoutError{Step: "SSH handshake", Hop: ep.String(), After: ep.ConnectTimeout}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if isAuthFailure(err) {
+		return nil, &AuthError{Hop: ep.String(), Fingerprint: ssh.FingerprintSHA256(signer.PublicKey()), Err: err}
+	}
+	return nil, &HandshakeError{Hop: ep.String(), Err: err}
+}
+
+// closeChain closes the innermost connection first.
+func closeChain(chain []*hop) {
+	for i := len(chain) - 1; i >= 0; i-- {
+		chain[i].client.Close()
+		chain[i].conn.Close()
+	}
+}

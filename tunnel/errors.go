@@ -1,0 +1,261 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Connect results, used as the metrics label and in logs.
+const (
+	ResultOK             = "ok"
+	ResultDial           = "dial"
+	ResultHandshake      = "handshake"
+	ResultHostKey        = "hostkey"
+	ResultAuth           = "auth"
+	ResultForwardRefused = "forward_refused"
+	ResultTimeout        = "timeout"
+)
+
+// HostKeyKind says what was wrong with a server's host key.
+type HostKeyKind int
+
+// Host key problems; all are permanent.
+const (
+	HostUnknown HostKeyKind = iota
+	HostChanged
+	HostRevoked
+)
+
+// HostKeyError is a host key that known_hosts does not vouch for.
+type HostKeyError struct {
+	Kind       HostKeyKind
+	Hop        string // user@host:port as configured
+	Host       string // host as written
+	Port       int
+	KnownHosts string
+	KeyType    string // type of the key the server offered
+	Offered    string // its SHA256 fingerprint
+	WantLines  []string
+}
+
+func (e *HostKeyError) Error() string {
+	switch e.Kind {
+	case HostChanged:
+		return fmt.Sprintf("HOST KEY FOR %s HAS CHANGED: the server offered %s %s, but %s says otherwise (%s). "+
+			"Someone could be intercepting the connection, or the server was reinstalled. rtunnel will not connect. "+
+			"If the change is expected, remove the old line and add the new key (ssh-keygen -R %s -f %s; then ssh-keyscan as for a new host)",
+			e.Hop, e.KeyType, e.Offered, e.KnownHosts, strings.Join(e.WantLines, ", "), knownHostsName(e.Host, e.Port), e.KnownHosts)
+	case HostRevoked:
+		return fmt.Sprintf("host key of %s (%s %s) is marked @revoked in %s: rtunnel will not connect", e.Hop, e.KeyType, e.Offered, e.KnownHosts)
+	}
+	return fmt.Sprintf("host %s is not in %s (it offered %s key %s). rtunnel never trusts an unknown host. "+
+		"Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then add it with: %s",
+		knownHostsName(e.Host, e.Port), e.KnownHosts, e.KeyType, e.Offered, keyFileType(e.KeyType), keyscanCommand(e.Host, e.Port, e.KeyType, e.KnownHosts))
+}
+
+func knownHostsName(host string, port int) string {
+	if port == 22 {
+		return host
+	}
+	return fmt.Sprintf("[%s]:%d", host, port)
+}
+
+func keyFileType(t string) string {
+	switch {
+	case strings.Contains(t, "ed25519"):
+		return "ed25519"
+	case strings.Contains(t, "ecdsa"):
+		return "ecdsa"
+	}
+	return "rsa"
+}
+
+func keyscanCommand(host string, port int, keyType, file string) string {
+	p := ""
+	if port != 22 {
+		p = fmt.Sprintf("-p %d ", port)
+	}
+	return fmt.Sprintf("ssh-keyscan %s-t %s %s >> %s", p, keyFileType(keyType), host, file)
+}
+
+// KeyFileError is a private key rtunnel cannot use; permanent.
+type KeyFileError struct {
+	Path string
+	Msg  string
+}
+
+func (e *KeyFileError) Error() string { return fmt.Sprintf("identity %s: %s", e.Path, e.Msg) }
+
+// KnownHostsError is a known_hosts file rtunnel cannot use; permanent.
+type KnownHostsError struct {
+	Path string
+	Err  error
+}
+
+func (e *KnownHostsError) Error() string {
+	return fmt.Sprintf("known_hosts %s: %v", e.Path, e.Err)
+}
+
+func (e *KnownHostsError) Unwrap() error { return e.Err }
+
+// DialError is a TCP connect (or a jump hop's direct-tcpip open) that failed.
+type DialError struct {
+	Hop string
+	Via string // previous hop, if dialed through a jump
+	Err error
+}
+
+func (e *DialError) Error() string {
+	if e.Via != "" {
+		hint := ""
+		if strings.Contains(e.Err.Error(), "administratively prohibited") {
+			hint = fmt.Sprintf(" (the key's permitopen on %s must allow %s)", e.Via, e.Hop)
+		}
+		return fmt.Sprintf("cannot reach %s through %s: %v%s", e.Hop, e.Via, e.Err, hint)
+	}
+	return fmt.Sprintf("cannot connect to %s: %v", e.Hop, e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// HandshakeError is an SSH handshake that failed for a reason other than
+// the host key or authentication.
+type HandshakeError struct {
+	Hop string
+	Err error
+}
+
+func (e *HandshakeError) Error() string { return fmt.Sprintf("SSH handshake with %s failed: %v", e.Hop, e.Err) }
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// AuthError is the server refusing our key. It is retried: the key may be
+// installed later, and a hub may refuse while it is overloaded.
+type AuthError struct {
+	Hop         string
+	Fingerprint string
+	Err         error
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("%s refused our key %s (%v): check that its public key is in the server's authorized_keys "+
+		"(compare with ssh-keygen -lf authorized_keys there) and that the line's options parse: an invalid permitlisten/permitopen makes sshd reject the whole key",
+		e.Hop, e.Fingerprint, e.Err)
+}
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// TimeoutError is a step that did not finish in time.
+type TimeoutError struct {
+	Step  string
+	Hop   string
+	After time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%s with %s did not finish within %s", e.Step, e.Hop, e.After)
+}
+
+// Timeout marks it as a net.Error-style timeout.
+func (e *TimeoutError) Timeout() bool { return true }
+
+// ForwardRefusedError is a tcpip-forward the server refused.
+type ForwardRefusedError struct {
+	Forward string
+	Server  string
+}
+
+func (e *ForwardRefusedError) Error() string {
+	return fmt.Sprintf("server %s refused remote forward %s: usually the port is still held by an older session of this key "+
+		"(it is freed when the server's ClientAlive check drops it), or the key's permitlisten does not allow it "+
+		"(permitlisten needs port-forwarding on the same key line), or another process listens there", e.Server, e.Forward)
+}
+
+// LinkDeadError is a link that stopped answering.
+type LinkDeadError struct {
+	Hop    string
+	Silent time.Duration
+}
+
+func (e *LinkDeadError) Error() string {
+	return fmt.Sprintf("no answer from %s for %s (keepalive): the link is down or the server hangs", e.Hop, e.Silent.Round(time.Millisecond))
+}
+
+// Timeout marks it as a timeout.
+func (e *LinkDeadError) Timeout() bool { return true }
+
+// ClosedError is the server (or the network) ending a live session.
+type ClosedError struct {
+	Hop string
+	Err error
+}
+
+func (e *ClosedError) Error() string {
+	if e.Err == nil || errors.Is(e.Err, io.EOF) {
+		return fmt.Sprintf("%s closed the connection", e.Hop)
+	}
+	return fmt.Sprintf("connection to %s lost: %v", e.Hop, e.Err)
+}
+func (e *ClosedError) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying cannot help: bad key files, bad
+// known_hosts, unknown, changed or revoked host keys. Everything else
+// (network, server refusals, timeouts) is worth retrying.
+func Permanent(err error) bool {
+	var hk *HostKeyError
+	var kf *KeyFileError
+	var kh *KnownHostsError
+	return errors.As(err, &hk) || errors.As(err, &kf) || errors.As(err, &kh)
+}
+
+// Result maps a session error to a connect-attempt result label.
+func Result(err error) string {
+	var (
+		hk *HostKeyError
+		au *AuthError
+		fr *ForwardRefusedError
+		to *TimeoutError
+		de *DialError
+	)
+	switch {
+	case err == nil:
+		return ResultOK
+	case errors.As(err, &hk):
+		return ResultHostKey
+	case errors.As(err, &au):
+		return ResultAuth
+	case errors.As(err, &fr):
+		return ResultForwardRefused
+	case errors.As(err, &to):
+		return ResultTimeout
+	case errors.As(err, &de):
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return ResultTimeout
+		}
+		return ResultDial
+	}
+	return ResultHandshake
+}
+
+// FastRetry reports whether err is a refused forward, which rtunnel retries
+// quickly for a while: the port is usually held by our own dead session.
+func FastRetry(err error) bool {
+	var fr *ForwardRefusedError
+	return errors.As(err, &fr)
+}
+
+// isAuthFailure recognises x/crypto's error for a refused public key.
+func isAuthFailure(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "unable to authenticate")
+}
+
+// isClosedErr is true for errors caused by our own Close.
+func isClosedErr(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, context.Canceled)
+}

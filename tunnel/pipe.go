@@ -1,0 +1,74 @@
+package tunnel
+
+import (
+	"io"
+	"net"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// pipeConn is one forwarded connection: an SSH channel and a local socket.
+type pipeConn struct {
+	ch    ssh.Channel
+	local net.Conn
+}
+
+func (p *pipeConn) close() {
+	p.ch.Close()
+	p.local.Close()
+}
+
+const pipeBufSize = 64 << 10
+
+var pipeBufs = sync.Pool{New: func() any { b := make([]byte, pipeBufSize); return &b }}
+
+// pipe copies both ways with half-close: EOF from one side is passed on as
+// EOF (CloseWrite) and the other direction keeps flowing. An error on either
+// side closes both.
+func (s *session) pipe(pc *pipeConn, f *fwdState) {
+	name := s.t.cfg.Name
+	obs := s.t.obs
+	done := make(chan struct{})
+	go func() { // server -> local
+		defer close(done)
+		err := copyCounted(pc.local, pc.ch, func(n int) { obs.Bytes(name, f.label, "in", n) })
+		if err != nil {
+			pc.close()
+			return
+		}
+		if cw, ok := pc.local.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	}()
+	err := copyCounted(pc.ch, pc.local, func(n int) { obs.Bytes(name, f.label, "out", n) })
+	if err != nil {
+		pc.close()
+	} else {
+		_ = pc.ch.CloseWrite()
+	}
+	<-done
+	pc.close()
+}
+
+// copyCounted copies until EOF (nil) or an error.
+func copyCounted(dst io.Writer, src io.Reader, count func(int)) error {
+	bp := pipeBufs.Get().(*[]byte)
+	defer pipeBufs.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			count(n)
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package tunnel
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Tunnel runs sessions of one configured tunnel.
+type Tunnel struct {
+	cfg Config
+	log *slog.Logger
+	obs Observer
+}
+
+// New prepares a tunnel; it does not connect.
+func New(cfg Config) *Tunnel {
+	cfg.Jump = append([]Endpoint(nil), cfg.Jump...)
+	cfg.Forwards = append([]Forward(nil), cfg.Forwards...)
+	cfg.setDefaults()
+	return &Tunnel{
+		cfg: cfg,
+		log: cfg.Log.With("tunnel", cfg.Name, "server", cfg.Server.String()),
+		obs: cfg.Observer,
+	}
+}
+
+// Name is the tunnel's configured name.
+func (t *Tunnel) Name() string { return t.cfg.Name }
+
+// session is one live SSH connection chain with its forwards.
+type session struct {
+	t      *Tunnel
+	chain  []*hop
+	server *hop
+	fwds   []*fwdState
+	sem    chan struct{}
+
+	ctx    context.Context // ends when the session dies
+	cancel context.CancelFunc
+
+	wg     sync.WaitGroup // every goroutine of the session
+	connWG sync.WaitGroup // forwarded connections only
+
+	dead     chan struct{}
+	deadOnce sync.Once
+	deadErr  error
+
+	mu       sync.Mutex
+	stopping bool
+	conns    map[*pipeConn]struct{}
+	warned   map[string]time.Time // rate limit for repeated warnings
+}
+
+// Session connects once and serves until the link dies or ctx ends. up is
+// called once the session carries its forwards. It returns nil after a
+// clean stop (ctx ended), otherwise why the session ended; every goroutine
+// it started has returned by then.
+func (t *Tunnel) Session(ctx context.Context, up func()) error {
+	t.obs.ConnectAttempt(t.cfg.Name)
+	start := time.Now()
+	chain, err := t.dialChain(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		t.obs.ConnectResult(t.cfg.Name, Result(err))
+		return err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &session{
+		t: t, chain: chain, server: chain[len(chain)-1],
+		sem: make(chan struct{}, t.cfg.MaxConnections),
+		ctx: sctx, cancel: cancel,
+		dead:   make(chan struct{}),
+		conns:  map[*pipeConn]struct{}{},
+		warned: map[string]time.Time{},
+	}
+	for _, f := range t.cfg.Forwards {
+		s.fwds = append(s.fwds, &fwdState{f: f, label: f.String()})
+	}
+	t.log.Info("connected", "via", hopNames(chain[:len(chain)-1]), "took", time.Since(start).Round(time.Millisecond))
+	t.obs.Connected(t.cfg.Name)
+	s.watch()
+
+	err = s.requestForwards(ctx)
+	if err != nil {
+		s.kill(err)
+		err = s.finish()
+		if ctx.Err() != nil {
+			return nil
+		}
+		t.obs.ConnectResult(t.cfg.Name, Result(err))
+		t.obs.Disconnected(t.cfg.Name, err)
+		return err
+	}
+	t.obs.ConnectResult(t.cfg.Name, ResultOK)
+	if up != nil {
+		up()
+	}
+
+	select {
+	case <-ctx.Done():
+		s.shutdown()
+		s.finish()
+		t.obs.Disconnected(t.cfg.Name, nil)
+		t.log.Info("session closed on stop")
+		return nil
+	case <-s.dead:
+	}
+	err = s.finish()
+	t.obs.Disconnected(t.cfg.Name, err)
+	return err
+}
+
+func hopNames(chain []*hop) string {
+	names := make([]string, len(chain))
+	for i, h := range chain {
+		names[i] = h.ep.String()
+	}
+	return strings.Join(names, ",")
+}
+
+// watch starts the goroutines that notice a dead link and that serve or
+// reject channels the server opens.
+func (s *session) watch() {
+	for i, h := range s.chain {
+		s.wg.Add(2)
+		go s.keepalive(h)
+		go func() {
+			defer s.wg.Done()
+			err := h.client.Wait()
+			s.kill(&ClosedError{Hop: h.ep.String(), Err: err})
+		}()
+		// Only forwarded-tcpip on the server, for forwards we asked for, is
+		// ever accepted; everything else is refused and logged.
+		unwanted := []string{"session", "direct-tcpip", "x11", "auth-agent@openssh.com", "forwarded-streamlocal@openssh.com"}
+		if i < len(s.chain)-1 {
+			unwanted = append(unwanted, "forwarded-tcpip")
+		} else {
+			chans := h.client.HandleChannelOpen("forwarded-tcpip")
+			s.wg.Add(1)
+			go s.accept(chans)
+		}
+		for _, typ := range unwanted {
+			chans := h.client.HandleChannelOpen(typ)
+			s.wg.Add(1)
+			go s.refuse(h, chans)
+		}
+	}
+}
+
+func (s *session) refuse(h *hop, chans <-chan ssh.NewChannel) {
+	defer s.wg.Done()
+	for nc := range chans {
+		nc.Reject(ssh.Prohibited, "rtunnel accepts no "+nc.ChannelType()+" channels")
+		s.warnLimited("unwanted-channel:"+nc.ChannelType(), "refused a channel the server opened: rtunnel only accepts forwarded-tcpip for its own forwards",
+			"hop", h.ep.String(), "type", nc.ChannelType())
+	}
+}
+
+// kill ends the session with err (the first cause wins) and closes every
+// connection so that no read, write or request stays blocked.
+func (s *session) kill(err error) {
+	s.deadOnce.Do(func() {
+		s.deadErr = err
+		close(s.dead)
+		s.cancel()
+		closeChain(s.chain)
+		s.mu.Lock()
+		for pc := range s.conns {
+			pc.local.Close()
+		}
+		s.mu.Unlock()
+	})
+}
+
+// finish waits for every goroutine and returns the cause of death.
+func (s *session) finish() error {
+	s.wg.Wait()
+	for _, f := range s.fwds {
+		if f.setUp(false) {
+			s.t.obs.ForwardDown(s.t.cfg.Name, f.label)
+		}
+	}
+	return s.deadErr
+}
+
+// shutdown is the graceful stop: cancel the forwards so the server accepts
+// no new connections, let open ones finish within the grace, then close.
+func (s *session) shutdown() {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	grace := s.t.cfg.ShutdownGrace
+	deadline := time.Now().Add(grace)
+	cancelBound := min(grace, 2*time.Second)
+	if cancelBound > 0 {
+		bounded(context.Background(), cancelBound, func() { s.kill(nil) }, func() error {
+			for _, f := range s.fwds {
+				if f.isUp() {
+					_, _, _ = s.server.client.SendRequest("cancel-tcpip-forward", true, ssh.Marshal(f.payload()))
+				}
+			}
+			return nil
+		})
+	}
+	idle := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.connWG.Wait()
+		close(idle)
+	}()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-s.dead:
+	case <-t.C:
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		s.t.log.Warn("closing connections still open after the shutdown grace", "open", n, "grace", grace)
+	}
+	s.kill(nil)
+}
+
+// warnLimited logs at most once a minute per key.
+func (s *session) warnLimited(key, msg string, args ...any) {
+	s.mu.Lock()
+	last, seen := s.warned[key]
+	now := time.Now()
+	if seen && now.Sub(last) < time.Minute {
+		s.mu.Unlock()
+		return
+	}
+	s.warned[key] = now
+	s.mu.Unlock()
+	s.t.log.Warn(msg, args...)
+}
