@@ -130,16 +130,16 @@ type Observer interface {
 // NopObserver ignores every event.
 type NopObserver struct{}
 
-func (NopObserver) ConnectAttempt(string)                {}
-func (NopObserver) ConnectResult(string, string)         {}
-func (NopObserver) Connected(string)                     {}
-func (NopObserver) Disconnected(string, error)           {}
-func (NopObserver) ForwardUp(string, string)             {}
-func (NopObserver) ForwardDown(string, string)           {}
-func (NopObserver) ForwardRefused(string, string)        {}
-func (NopObserver) KeepaliveRTT(string, time.Duration)   {}
-func (NopObserver) KeepaliveMissed(string)               {}
-func (NopObserver) ConnOpened(string, string)            {}
-func (NopObserver) ConnClosed(string, string)            {}
-func (NopObserver) ConnRejected(string, string, string)  {}
-func (NopObserver) Bytes(string, string, string, int)    {}
+func (NopObserver) ConnectAttempt(string)               {}
+func (NopObserver) ConnectResult(string, string)        {}
+func (NopObserver) Connected(string)                    {}
+func (NopObserver) Disconnected(string, error)          {}
+func (NopObserver) ForwardUp(string, string)            {}
+func (NopObserver) ForwardDown(string, string)          {}
+func (NopObserver) ForwardRefused(string, string)       {}
+func (NopObserver) KeepaliveRTT(string, time.Duration)  {}
+func (NopObserver) KeepaliveMissed(string)              {}
+func (NopObserver) ConnOpened(string, string)           {}
+func (NopObserver) ConnClosed(string, string)           {}
+func (NopObserver) ConnRejected(string, string, string) {}
+func (NopObserver) Bytes(string, string, string, int)   {}

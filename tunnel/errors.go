@@ -131,7 +131,9 @@ type HandshakeError struct {
 	Err error
 }
 
-func (e *HandshakeError) Error() string { return fmt.Sprintf("SSH handshake with %s failed: %v", e.Hop, e.Err) }
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("SSH handshake with %s failed: %v", e.Hop, e.Err)
+}
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // AuthError is the server refusing our key. It is retried: the key may be
