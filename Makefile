@@ -1,0 +1,47 @@
+# rtunnel's front door. `make demo` and `make test` work as root on a fresh
+# Debian 12 machine: they install what they need.
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# The whole suite stays well under CI's limit; the long soak is `make soak`.
+TEST_TIMEOUT ?= 14m
+
+.PHONY: all build deps test lint demo bench bench-smoke soak fuzz package clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/rtunnel ./cmd/rtunnel
+
+deps:
+	@bash scripts/install-deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
+
+demo: deps build
+	@bash scripts/demo.sh bin/rtunnel
+
+bench: build
+	@bash scripts/install-deps.sh --bench
+	$(GO) run ./bench -rtunnel bin/rtunnel
+
+soak: deps
+	RTUNNEL_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak ./e2e/...
+
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 30s ./config/
+	$(GO) test -run XXX -fuzz FuzzParseAddr -fuzztime 30s ./config/
+
+package: build
+	bash packaging/package.sh
+
+clean:
+	rm -rf bin dist

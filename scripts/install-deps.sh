@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what rtunnel's tests, demo and bench need on Debian/Ubuntu, only
+# when missing. Run as root (CI and the README's fresh machine are root).
+set -euo pipefail
+
+want=()
+need() { # need BINARY PACKAGE
+	if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ] && [ ! -x "/sbin/$1" ]; then
+		want+=("$2")
+	fi
+}
+need sshd openssh-server
+need ssh openssh-client
+need ssh-keygen openssh-client
+need ip iproute2
+need ss iproute2
+need nft nftables
+need pgrep procps
+need git git
+if [ "${1:-}" = "--bench" ]; then
+	need autossh autossh
+fi
+
+if [ ${#want[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing ${want[*]}; run as root or install them: apt-get install ${want[*]}" >&2
+	exit 1
+fi
+# Unique package names.
+mapfile -t pkgs < <(printf '%s\n' "${want[@]}" | sort -u)
+echo "install-deps: installing ${pkgs[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+# The Debian package starts sshd where systemd runs; rtunnel's tests start their own.
+mkdir -p /run/sshd
