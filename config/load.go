@@ -38,7 +38,11 @@ func unwrapPath(err error) error {
 // taken relative to the file's directory. On failure it returns Errors with
 // every problem found, not just the first.
 func Parse(file string, data []byte) (*Config, error) {
-	d := &decoder{file: file, dir: filepath.Dir(file)}
+	dir := filepath.Dir(file)
+	if abs, err := filepath.Abs(file); err == nil {
+		dir = filepath.Dir(abs)
+	}
+	d := &decoder{file: file, dir: dir}
 	cfg := &Config{Path: file, Log: Log{Level: "info", Format: "text"}, ShutdownGrace: DefaultShutdownGrace}
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))

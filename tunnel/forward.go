@@ -170,13 +170,6 @@ func (s *session) accept(chans <-chan ssh.NewChannel) {
 				"addr", net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port))))
 			continue
 		}
-		s.mu.Lock()
-		stopping := s.stopping
-		s.mu.Unlock()
-		if stopping {
-			nc.Reject(ssh.ConnectionFailed, "rtunnel is shutting down")
-			continue
-		}
 		select {
 		case s.sem <- struct{}{}:
 		default:
@@ -186,8 +179,12 @@ func (s *session) accept(chans <-chan ssh.NewChannel) {
 				"forward", f.label, "max_connections", s.t.cfg.MaxConnections)
 			continue
 		}
+		if !s.admit() {
+			<-s.sem
+			nc.Reject(ssh.ConnectionFailed, "rtunnel is shutting down")
+			continue
+		}
 		s.wg.Add(1)
-		s.connWG.Add(1)
 		go s.serve(nc, f)
 	}
 }
@@ -195,7 +192,7 @@ func (s *session) accept(chans <-chan ssh.NewChannel) {
 // serve dials the local target and pipes the channel to it.
 func (s *session) serve(nc ssh.NewChannel, f *fwdState) {
 	defer s.wg.Done()
-	defer s.connWG.Done()
+	defer s.release()
 	defer func() { <-s.sem }()
 	d := net.Dialer{Timeout: s.server.ep.ConnectTimeout}
 	local, err := d.DialContext(s.ctx, "tcp", f.f.Local)

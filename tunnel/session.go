@@ -43,8 +43,7 @@ type session struct {
 	ctx    context.Context // ends when the session dies
 	cancel context.CancelFunc
 
-	wg     sync.WaitGroup // every goroutine of the session
-	connWG sync.WaitGroup // forwarded connections only
+	wg sync.WaitGroup // every goroutine of the session
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -52,6 +51,8 @@ type session struct {
 
 	mu       sync.Mutex
 	stopping bool
+	active   int           // forwarded connections being served
+	idle     chan struct{} // closed when stopping and active reaches 0
 	conns    map[*pipeConn]struct{}
 	warned   map[string]time.Time // rate limit for repeated warnings
 }
@@ -193,8 +194,14 @@ func (s *session) finish() error {
 // shutdown is the graceful stop: cancel the forwards so the server accepts
 // no new connections, let open ones finish within the grace, then close.
 func (s *session) shutdown() {
+	idle := make(chan struct{})
 	s.mu.Lock()
 	s.stopping = true
+	if s.active == 0 {
+		close(idle)
+	} else {
+		s.idle = idle
+	}
 	s.mu.Unlock()
 	grace := s.t.cfg.ShutdownGrace
 	deadline := time.Now().Add(grace)
@@ -209,13 +216,6 @@ func (s *session) shutdown() {
 			return nil
 		})
 	}
-	idle := make(chan struct{})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.connWG.Wait()
-		close(idle)
-	}()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
@@ -242,4 +242,26 @@ func (s *session) warnLimited(key, msg string, args ...any) {
 	s.warned[key] = now
 	s.mu.Unlock()
 	s.t.log.Warn(msg, args...)
+}
+
+// admit counts a new forwarded connection unless the session is stopping.
+func (s *session) admit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.active++
+	return true
+}
+
+// release ends a forwarded connection's count.
+func (s *session) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
 }

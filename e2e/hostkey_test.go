@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtunnel/rtunnel/internal/daemontest"
+	"github.com/rtunnel/rtunnel/internal/sshdtest"
+)
+
+// Test 5: unknown host key, changed host key and a key file readable by
+// others: exit 78 with the message a user needs, for up and for check.
+func TestPermanentErrorsExit78(t *testing.T) {
+	t.Parallel()
+	w := newDirect(t, directOpts{})
+	other := sshdtest.Start(t, sshdtest.Options{Name: "impostor"})
+
+	cases := []struct {
+		name  string
+		setup func(t *testing.T) string // returns the config path
+		want  []string
+	}{
+		{"unknown host", func(t *testing.T) string {
+			kh := filepath.Join(t.TempDir(), "known_hosts")
+			other.WriteKnownHosts(t, kh, "example.invalid")
+			return w.configWith(t, w.tunnelKey.Private, kh)
+		}, []string{fmt.Sprintf("has no key for [127.0.0.1]:%d", w.hub.Port), fmt.Sprintf("ssh-keyscan -p %d 127.0.0.1 >>", w.hub.Port)}},
+		{"changed host key", func(t *testing.T) string {
+			kh := filepath.Join(t.TempDir(), "known_hosts")
+			lines := other.KnownHostsLines("127.0.0.1")
+			for i, l := range lines {
+				lines[i] = strings.Replace(l, fmt.Sprintf("[127.0.0.1]:%d", other.Port), fmt.Sprintf("[127.0.0.1]:%d", w.hub.Port), 1)
+			}
+			os.WriteFile(kh, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+			return w.configWith(t, w.tunnelKey.Private, kh)
+		}, []string{"HAS CHANGED", "will not connect", "ssh-keygen -R"}},
+		{"key readable by others", func(t *testing.T) string {
+			key := filepath.Join(t.TempDir(), "id")
+			data, _ := os.ReadFile(w.tunnelKey.Private)
+			os.WriteFile(key, data, 0o644)
+			return w.configWith(t, key, w.knownHosts)
+		}, []string{"permissions 0644 are too open", "chmod 600"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.setup(t)
+			d := daemontest.Start(t, []string{"up", "--config", cfg})
+			code, ok := d.Wait(20 * time.Second)
+			if !ok {
+				t.Fatalf("rtunnel up still running; want exit 78")
+			}
+			if code != 78 {
+				t.Fatalf("exit status %d, want 78", code)
+			}
+			for _, s := range c.want {
+				if !strings.Contains(d.Raw(), s) {
+					t.Errorf("output lacks %q:\n%s", s, d.Raw())
+				}
+			}
+		})
+	}
+}
+
+// configWith is a minimal config using the given key and known_hosts.
+func (w *direct) configWith(t *testing.T, identity, knownHosts string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rtunnel.yaml")
+	cfg := fmt.Sprintf(`log: {format: json}
+tunnels:
+  - name: hub
+    server: root@127.0.0.1:%d
+    identity: %s
+    known_hosts: %s
+    connect_timeout: 5s
+    forwards:
+      - remote: localhost:%d
+        local: %s
+`, w.hub.Port, identity, knownHosts, w.tunnelPort, w.remote.Addr)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
