@@ -1,0 +1,11 @@
+// Package health owns rtunnel's observability surface: the Prometheus
+// registry and its rtunnel_* metrics, the per-tunnel state behind
+// /healthz, /readyz and /status, and the systemd notify protocol
+// (READY, STATUS, RELOADING, STOPPING and watchdog pings).
+//
+// It learns about tunnels only through the observer methods on [Health],
+// which cmd/rtunnel wires to the tunnel and reconnect packages. It must
+// not import any rtunnel package (tunnel, reconnect, config, cmd): only
+// the standard library, client_golang and go-systemd. An import-rule test
+// enforces this.
+package health

@@ -1,0 +1,167 @@
+package health
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Tunnel states reported by Snapshot.
+const (
+	StateConnecting = "connecting" // declared, or dialling the server
+	StateUp         = "up"         // SSH session established
+	StateRetrying   = "retrying"   // down; the reconnect loop will try again
+	StateStopped    = "stopped"    // down for good after a permanent error
+)
+
+// TunnelStatus is one tunnel's state as served on /status.
+type TunnelStatus struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// Since is when the tunnel last came up, went down, or stopped (or was
+	// declared); alternating between connecting and retrying does not move it.
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error,omitempty"`
+	// NextRetry is when the next attempt is due; zero when none is pending.
+	NextRetry time.Time `json:"next_retry,omitzero"`
+	// Attempt is the reconnect loop's attempt number since the last success.
+	Attempt  int             `json:"attempt,omitempty"`
+	Forwards []ForwardStatus `json:"forwards"`
+}
+
+// ForwardStatus is one forward's state and counters as served on /status.
+type ForwardStatus struct {
+	Name     string `json:"name"`
+	Up       bool   `json:"up"`
+	Refused  int64  `json:"refused"`
+	Active   int    `json:"active"`
+	BytesIn  int64  `json:"bytes_in"`
+	BytesOut int64  `json:"bytes_out"`
+}
+
+// setState moves the tunnel to state s; Since changes only when the tunnel
+// comes up, goes down or stops. The caller holds t.mu.
+func (t *tunnelEntry) setState(s string, now time.Time) {
+	if (s == StateUp) != (t.state == StateUp) || (s == StateStopped && t.state != StateStopped) {
+		t.since = now
+	}
+	t.state = s
+}
+
+// Snapshot returns every declared tunnel in the order AddTunnel first saw
+// them, with their forwards in declaration order.
+func (h *Health) Snapshot() []TunnelStatus {
+	idx := h.idx.Load()
+	out := make([]TunnelStatus, 0, len(idx.order))
+	for _, t := range idx.order {
+		t.mu.Lock()
+		ts := TunnelStatus{
+			Name:      t.name,
+			State:     t.state,
+			Since:     t.since.Round(0),
+			LastError: t.lastErr,
+			NextRetry: t.nextRetryAt.Round(0),
+			Attempt:   t.attempt,
+		}
+		t.mu.Unlock()
+		fl := t.forwards.Load().list
+		ts.Forwards = make([]ForwardStatus, 0, len(fl))
+		for _, f := range fl {
+			ts.Forwards = append(ts.Forwards, ForwardStatus{
+				Name:     f.name,
+				Up:       f.up.Load(),
+				Refused:  f.refused.Load(),
+				Active:   int(f.active.Load()),
+				BytesIn:  f.bytesIn.Load(),
+				BytesOut: f.bytesOut.Load(),
+			})
+		}
+		out = append(out, ts)
+	}
+	return out
+}
+
+// Ready reports whether every declared tunnel is up with all its forwards.
+// notReady has one line per tunnel that is not up, or, for a tunnel that is
+// up, per forward that is not.
+func (h *Health) Ready() (ok bool, notReady []string) {
+	for _, t := range h.Snapshot() {
+		if t.State != StateUp {
+			line := t.Name + ": " + t.State
+			if t.LastError != "" {
+				line += " (" + oneLine(t.LastError) + ")"
+			}
+			notReady = append(notReady, line)
+			continue
+		}
+		for _, f := range t.Forwards {
+			if !f.Up {
+				notReady = append(notReady, t.Name+": forward "+f.Name+" down")
+			}
+		}
+	}
+	return len(notReady) == 0, notReady
+}
+
+// StatusLine summarises the tunnels for systemd's STATUS=, e.g.
+// "2/2 tunnels up" or
+// "1/2 tunnels up; hub: down (dial tcp 10.0.0.1:22: connection refused), retry in 4s".
+func (h *Health) StatusLine() string {
+	snap := h.Snapshot()
+	now := h.now()
+	up := 0
+	var details []string
+	for _, t := range snap {
+		switch t.State {
+		case StateUp:
+			up++
+			for _, f := range t.Forwards {
+				if !f.Up {
+					details = append(details, t.Name+": forward "+f.Name+" down")
+				}
+			}
+		case StateStopped:
+			details = append(details, t.Name+": stopped"+errSuffix(t.LastError))
+		case StateRetrying:
+			d := t.Name + ": down" + errSuffix(t.LastError)
+			if !t.NextRetry.IsZero() {
+				d += ", retry in " + retryIn(t.NextRetry.Sub(now))
+			}
+			details = append(details, d)
+		default:
+			if t.LastError == "" {
+				details = append(details, t.Name+": connecting")
+			} else {
+				details = append(details, t.Name+": down"+errSuffix(t.LastError)+", connecting")
+			}
+		}
+	}
+	line := fmt.Sprintf("%d/%d tunnels up", up, len(snap))
+	if len(details) > 0 {
+		line += "; " + strings.Join(details, "; ")
+	}
+	return line
+}
+
+func errSuffix(err string) string {
+	if err == "" {
+		return ""
+	}
+	return " (" + oneLine(err) + ")"
+}
+
+// retryIn rounds up to whole seconds so an imminent retry never reads "0s".
+func retryIn(d time.Duration) string {
+	s := math.Ceil(d.Seconds())
+	if s < 1 {
+		s = 1
+	}
+	return (time.Duration(s) * time.Second).String()
+}
+
+// oneLine keeps multi-line errors from breaking line-oriented output
+// (/readyz, and STATUS= in a newline-separated notify datagram).
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
