@@ -18,6 +18,7 @@ deps:
 	@bash scripts/install-deps.sh
 
 test: deps
+	@bash scripts/install-deps.sh --bench
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
@@ -29,9 +30,9 @@ lint:
 demo: deps build
 	@bash scripts/demo.sh bin/rtunnel
 
-bench: build
+bench:
 	@bash scripts/install-deps.sh --bench
-	$(GO) run ./bench -rtunnel bin/rtunnel
+	RTUNNEL_BENCH=1 $(GO) test -run 'TestBench$$' -v -count=1 -timeout 60m ./bench/
 
 soak: deps
 	RTUNNEL_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak ./e2e/...

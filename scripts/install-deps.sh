@@ -17,6 +17,7 @@ need ss iproute2
 need nft nftables
 need pgrep procps
 need git git
+need ping iputils-ping
 if [ "${1:-}" = "--bench" ]; then
 	need autossh autossh
 fi

@@ -107,8 +107,20 @@ type Daemon struct {
 // is parsed as JSON lines; Cleanup kills it and shows the log on failure.
 func Start(t testing.TB, args []string, env ...string) *Daemon {
 	t.Helper()
+	return start(t, exec.Command(Binary(t), args...), args, env)
+}
+
+// StartInNetns is Start inside a network namespace (ip netns exec execs the
+// binary, so the PID and signals are rtunnel's own).
+func StartInNetns(t testing.TB, ns string, args []string, env ...string) *Daemon {
+	t.Helper()
+	return start(t, exec.Command("ip", append([]string{"netns", "exec", ns, Binary(t)}, args...)...), args, env)
+}
+
+func start(t testing.TB, cmd *exec.Cmd, args []string, env []string) *Daemon {
+	t.Helper()
 	d := &Daemon{t: t, Args: args, changed: make(chan struct{}), done: make(chan struct{})}
-	d.cmd = exec.Command(Binary(t), args...)
+	d.cmd = cmd
 	d.cmd.Env = append(os.Environ(), env...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
