@@ -7,16 +7,21 @@ import (
 	"github.com/rtunnel/rtunnel/config"
 )
 
-func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	switch c.Level {
+func logLevel(s string) slog.Level {
+	switch s {
 	case "debug":
-		level = slog.LevelDebug
+		return slog.LevelDebug
 	case "warn":
-		level = slog.LevelWarn
+		return slog.LevelWarn
 	case "error":
-		level = slog.LevelError
+		return slog.LevelError
 	}
+	return slog.LevelInfo
+}
+
+// newLogger writes one line per event; level can be changed on reload.
+func newLogger(w io.Writer, c config.Log, level *slog.LevelVar) *slog.Logger {
+	level.Set(logLevel(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/rtunnel/rtunnel/config"
-	"github.com/rtunnel/rtunnel/reconnect"
-	"github.com/rtunnel/rtunnel/tunnel"
+	"github.com/rtunnel/rtunnel/health"
 	"github.com/spf13/cobra"
 )
 
@@ -22,19 +21,47 @@ func newUpCmd(stderr io.Writer) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run every tunnel in the config until SIGTERM or SIGINT",
+		Short: "Run every tunnel in the config until SIGTERM or SIGINT (SIGHUP reloads the config)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return up(ctx, path, stderr)
+			hups := make(chan os.Signal, 1)
+			signal.Notify(hups, syscall.SIGHUP)
+			defer signal.Stop(hups)
+			hup := make(chan struct{})
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hups:
+						select {
+						case hup <- struct{}{}:
+						case <-ctx.Done():
+							return
+						}
+					}
+				}
+			}()
+			return up(ctx, path, stderr, hup)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", config.DefaultPath, "config file")
 	return cmd
 }
 
-func up(ctx context.Context, path string, stderr io.Writer) error {
+// checked loads the config and checks its key and known_hosts files; any
+// problem is one error listing them all.
+func checked(path string) (*config.Config, error) {
+	cfg, problems := loadAndCheck(path)
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return cfg, nil
+}
+
+func up(ctx context.Context, path string, stderr io.Writer, hup <-chan struct{}) error {
 	cfg, problems := loadAndCheck(path)
 	if len(problems) > 0 {
 		for _, p := range problems {
@@ -42,46 +69,63 @@ func up(ctx context.Context, path string, stderr io.Writer) error {
 		}
 		return &exitError{code: exitConfig, err: fmt.Errorf("not starting: %d problem(s) in %s (run rtunnel check --config %s)", len(problems), path, path)}
 	}
-	log := newLogger(stderr, cfg.Log)
+	level := new(slog.LevelVar)
+	log := newLogger(stderr, cfg.Log, level)
+	h := health.New(version)
+
+	// Bind the metrics endpoint before anything runs: a taken port is an
+	// error now, not a silent gap in monitoring later.
+	var ln net.Listener
+	if cfg.Metrics != nil {
+		if err := health.CheckListen(cfg.Metrics.Listen, cfg.Metrics.AllowRemote); err != nil {
+			return &exitError{code: exitConfig, err: fmt.Errorf("%s: metrics.listen: %v", path, err)}
+		}
+		var err error
+		ln, err = net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return &exitError{code: exitFail, err: fmt.Errorf("metrics endpoint: %v", err)}
+		}
+	}
 	log.Info("starting", "version", version, "config", path, "tunnels", len(cfg.Tunnels))
 
-	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		permanent int
-	)
-	for _, tc := range cfg.Tunnels {
-		tlog := log.With("tunnel", tc.Name, "server", tc.Server.String())
-		t := tunnel.New(tunnelConfig(cfg, tc, log, nil))
-		loop := &reconnect.Loop{
-			Policy:      reconnectPolicy(tc),
-			Session:     t.Session,
-			IsPermanent: tunnel.Permanent,
-			IsFast:      tunnel.FastRetry,
-			OnRetry: func(attempt int, err error, wait time.Duration) {
-				retryLog(tlog, attempt, err, wait)
-			},
-		}
-		wg.Add(1)
+	notifier := health.NewNotifier()
+	notifier.Logger = log
+	sup := newSupervisor(log, h, notifier, cfg)
+
+	bg, cancelBG := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	if ln != nil {
+		log.Info("serving metrics", "listen", ln.Addr().String(), "paths", "/metrics /healthz /readyz /status")
 		go func() {
-			defer wg.Done()
-			err := loop.Run(ctx)
-			var pe *reconnect.PermanentError
-			if errors.As(err, &pe) {
-				tlog.Error("tunnel stopped: this needs an operator, retrying cannot help", "err", pe.Err.Error())
-				mu.Lock()
-				permanent++
-				mu.Unlock()
+			defer func() { done <- struct{}{} }()
+			if err := h.ServeListener(bg, ln); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
 			}
 		}()
+	} else {
+		done <- struct{}{}
 	}
-	wg.Wait()
-	if ctx.Err() == nil && permanent > 0 {
-		return &exitError{code: exitConfig, err: fmt.Errorf("every tunnel stopped on a permanent error (see the log above); exiting with status %d", exitConfig)}
+	go func() {
+		defer func() { done <- struct{}{} }()
+		// The supervisor beats every second; a stuck one stops the pings.
+		if err := notifier.RunWatchdog(bg, func() bool { return sup.beat.Fresh(5 * time.Second) }); err != nil {
+			log.Warn("systemd watchdog disabled", "err", err)
+		}
+	}()
+
+	err := sup.run(ctx, hup, func() (*config.Config, error) {
+		next, err := checked(path)
+		if err == nil {
+			level.Set(logLevel(next.Log.Level))
+		}
+		return next, err
+	})
+	cancelBG()
+	<-done
+	<-done
+	if err != nil {
+		return err
 	}
 	log.Info("stopped")
-	_ = os.Stderr.Sync()
 	return nil
 }
-
-var _ = slog.LevelInfo
