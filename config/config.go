@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Defaults, chosen to match the setup guide's autossh unit and OpenSSH.
@@ -182,21 +183,22 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("%q has no user; write user@host[:port]", s)
 	}
 	user, rest := s[:at], s[at+1:]
-	if strings.ContainsAny(user, " \t@:/") {
-		return Endpoint{}, fmt.Errorf("%q: user %q contains a space, '@', ':' or '/'", s, user)
+	if i := strings.IndexFunc(user, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || r == '@' || r == ':' || r == '/'
+	}); i >= 0 {
+		return Endpoint{}, fmt.Errorf("%q: user %q contains %q; write user@host[:port] with a plain user name", s, user, []rune(user[i:])[0])
 	}
 	if rest == "" {
 		return Endpoint{}, fmt.Errorf("%q has no host; write user@host[:port]", s)
 	}
 	host, port := rest, 22
-	if strings.HasPrefix(rest, "[") || strings.Count(rest, ":") == 1 {
+	if strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]") {
+		// A bracketed IPv6 address without port, as ssh accepts.
+		host = rest[1 : len(rest)-1]
+	} else if strings.HasPrefix(rest, "[") || strings.Count(rest, ":") == 1 {
 		h, p, err := net.SplitHostPort(rest)
 		if err != nil {
-			if !strings.HasPrefix(rest, "[") {
-				return Endpoint{}, fmt.Errorf("%q is not user@host[:port]", s)
-			}
-			h = strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
-			p = "22"
+			return Endpoint{}, fmt.Errorf("%q is not user@host[:port] (IPv6 goes in brackets: user@[::1]:22)", s)
 		}
 		host = h
 		if port, err = parsePort(p, false); err != nil {
@@ -234,6 +236,12 @@ func checkHost(h string) error {
 	}
 	if net.ParseIP(h) != nil {
 		return nil
+	}
+	if strings.Contains(h, ":") {
+		if i := strings.IndexByte(h, '%'); i >= 0 && net.ParseIP(h[:i]) != nil {
+			return fmt.Errorf("host %q: IPv6 zones (%s) are not supported; use a global or loopback address", h, h[i:])
+		}
+		return fmt.Errorf("host %q is not a valid IPv6 address", h)
 	}
 	if len(h) > 253 {
 		return fmt.Errorf("host name longer than 253 characters")

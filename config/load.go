@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -51,17 +53,25 @@ func Parse(file string, data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, Errors{{File: file, Msg: "file is empty: it needs a tunnels: list (see packaging/rtunnel.example.yaml)"}}
 		}
-		return nil, Errors{d.syntaxError(err)}
+		return nil, Errors{d.syntaxError(err, data)}
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	switch err := dec.Decode(&extra); {
+	case err == nil:
 		return nil, Errors{{File: file, Line: extra.Line, Msg: "a second YAML document (---) is not allowed: put every tunnel in one tunnels: list"}}
+	case !errors.Is(err, io.EOF):
+		// A broken second document must not pass as no second document.
+		return nil, Errors{d.syntaxError(err, data)}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
 
+	if root.Kind != yaml.MappingNode && !isNull(root) {
+		return nil, Errors{{File: file, Line: root.Line,
+			Msg: fmt.Sprintf("the file must be a mapping with a tunnels: key (see packaging/rtunnel.example.yaml), not %s", describe(root))}}
+	}
 	var tunnelsNode *yaml.Node
 	d.mapping(root, "", map[string]func(*yaml.Node, string){
 		"log": func(n *yaml.Node, key string) {
@@ -77,24 +87,26 @@ func Parse(file string, data []byte) (*Config, error) {
 		"shutdown_grace": func(n *yaml.Node, key string) { cfg.ShutdownGrace = d.duration(n, key, 0) },
 		"metrics": func(n *yaml.Node, key string) {
 			m := &Metrics{}
-			line := n.Line
+			var listen *yaml.Node
 			d.mapping(n, key, map[string]func(*yaml.Node, string){
-				"listen":       func(n *yaml.Node, key string) { m.Listen = d.str(n, key) },
+				"listen":       func(n *yaml.Node, key string) { listen = n },
 				"allow_remote": func(n *yaml.Node, key string) { m.AllowRemote = d.boolean(n, key) },
 			})
-			d.checkMetrics(m, line, key)
+			if n.Kind == yaml.MappingNode || isNull(n) {
+				d.checkMetrics(m, n, listen, key)
+			}
 			cfg.Metrics = m
 		},
 		"tunnels": func(n *yaml.Node, key string) { tunnelsNode = n },
 	})
-	if tunnelsNode == nil {
-		if len(d.errs) == 0 {
-			d.errs = append(d.errs, &Error{File: file, Line: root.Line, Key: "tunnels", Msg: "missing: at least one tunnel is needed"})
-		}
-	} else {
+	if tunnelsNode != nil {
 		cfg.Tunnels = d.tunnels(tunnelsNode)
+	} else {
+		d.errs = append(d.errs, &Error{File: file, Line: root.Line, Key: "tunnels", Msg: "missing: at least one tunnel is needed"})
 	}
 	if len(d.errs) > 0 {
+		// Walk order puts a tunnel's missing keys after its nested problems; people read top down.
+		sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Line < d.errs[j].Line })
 		return nil, d.errs
 	}
 	return cfg, nil
@@ -114,16 +126,96 @@ func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLine   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlAnchor = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
 
-// syntaxError turns "yaml: line 3: mapping values are not allowed" into file:3: ...
-func (d *decoder) syntaxError(err error) *Error {
+// yaml.v3 numbers the lines of its parser's errors from 0 (its scanner's
+// from 1) and leaves "line 0" out: these are the parser's.
+var parserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"found undefined tag handle":             true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
+// Problems of yaml.v3's reader, which gives no position at all.
+var readerProblems = []string{"control characters are not allowed", "invalid leading UTF-8 octet",
+	"incomplete UTF-8 octet sequence", "invalid trailing UTF-8 octet", "invalid length of a UTF-8 sequence",
+	"invalid Unicode character", "incomplete UTF-16", "unexpected low surrogate area", "expected low surrogate area", "input error"}
+
+const syntaxHint = "; check the indentation (spaces, not tabs) and unclosed quotes or brackets on this line and the next few"
+
+// syntaxError turns yaml.v3's "yaml: line 3: mapping values are not allowed"
+// into file:3: ..., correcting the line yaml.v3 gives and finding one where
+// it gives none.
+func (d *decoder) syntaxError(err error, data []byte) *Error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: d.file, Line: line, Msg: "YAML syntax: " + m[2]}
+		if parserProblems[m[2]] {
+			line++
+		}
+		return &Error{File: d.file, Line: line, Msg: "YAML syntax: " + m[2] + syntaxHint}
 	}
-	return &Error{File: d.file, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+	if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
+		return &Error{File: d.file, Line: aliasLine(data, m[1]),
+			Msg: fmt.Sprintf("YAML alias *%s has no anchor &%s before it: define the anchor first, or write the value out", m[1], m[1])}
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	for _, p := range readerProblems {
+		if strings.HasPrefix(msg, p) {
+			return &Error{File: d.file, Line: badCharLine(data), Msg: "YAML: " + msg + ": remove the character, or save the file as UTF-8 text"}
+		}
+	}
+	// Any other scanner or parser problem without a line is on line 1.
+	return &Error{File: d.file, Line: 1, Msg: "YAML syntax: " + msg + syntaxHint}
+}
+
+// badCharLine is the line of the first byte yaml.v3's reader refuses, or 0.
+func badCharLine(data []byte) int {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		return 0 // UTF-16: lines are not counted in bytes
+	}
+	line := 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 || !yamlPrintable(r) {
+			return line
+		}
+		if r == '\n' {
+			line++
+		}
+		i += size
+	}
+	return 0
+}
+
+// yamlPrintable is the YAML 1.2 c-printable set, which yaml.v3's reader enforces.
+func yamlPrintable(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 ||
+		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
+}
+
+// aliasLine is the line of the first *name in data, or 0.
+func aliasLine(data []byte, name string) int {
+	re, err := regexp.Compile(`\*` + regexp.QuoteMeta(name) + `(?:[\s,\]}]|$)`)
+	if err != nil {
+		return 0
+	}
+	loc := re.FindIndex(data)
+	if loc == nil {
+		return 0
+	}
+	return 1 + bytes.Count(data[:loc[0]], []byte("\n"))
 }
 
 func join(parent, key string) string {
@@ -133,10 +225,13 @@ func join(parent, key string) string {
 	return parent + "." + key
 }
 
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
 // mapping walks a YAML mapping, calling the handler of each known key and
-// reporting unknown or repeated keys with their line.
+// reporting unknown or repeated keys with their line. An empty value (key:
+// with nothing after it) is an empty mapping.
 func (d *decoder) mapping(n *yaml.Node, key string, fields map[string]func(*yaml.Node, string)) {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+	if isNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
@@ -161,6 +256,19 @@ func (d *decoder) mapping(n *yaml.Node, key string, fields map[string]func(*yaml
 	}
 }
 
+// valueOf is the value of the first key called key in mapping n, or nil.
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Kind == yaml.ScalarNode && n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
 func knownKeys(fields map[string]func(*yaml.Node, string)) string {
 	names := make([]string, 0, len(fields))
 	for k := range fields {
@@ -177,7 +285,7 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.AliasNode:
-		return "an alias"
+		return fmt.Sprintf("the alias *%s (aliases are not supported: write the value out)", n.Value)
 	}
 	switch n.Tag {
 	case "!!null":
@@ -190,6 +298,14 @@ func describe(n *yaml.Node) string {
 	return fmt.Sprintf("%q", n.Value)
 }
 
+// quoted is a hint for a value that is right but for its quotes.
+func quoted(n *yaml.Node, wouldDo bool) string {
+	if n.Tag == "!!str" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 && wouldDo {
+		return " (remove the quotes)"
+	}
+	return ""
+}
+
 func (d *decoder) scalar(n *yaml.Node, key, want string) bool {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 		d.fail(n, key, "must be %s, not %s", want, describe(n))
@@ -198,20 +314,49 @@ func (d *decoder) scalar(n *yaml.Node, key, want string) bool {
 	return true
 }
 
-func (d *decoder) str(n *yaml.Node, key string) string {
+// str returns a string value; ok is false when the value is not a string
+// (already reported). An empty string is ok: callers decide.
+func (d *decoder) str(n *yaml.Node, key string) (s string, ok bool) {
 	if !d.scalar(n, key, "a string") {
-		return ""
+		return "", false
 	}
 	if n.Tag != "!!str" {
 		d.fail(n, key, "must be a string, not %s (quote it)", describe(n))
-		return ""
+		return "", false
 	}
-	return n.Value
+	return n.Value, true
 }
 
-func (d *decoder) path(n *yaml.Node, key string) string {
-	p := d.str(n, key)
+// required returns the string value of a key the parent mapping must have,
+// reporting it once if it is missing, not a string or empty.
+func (d *decoder) required(parent, n *yaml.Node, key, hint string) string {
+	if n == nil {
+		d.fail(parent, key, "missing: %s", hint)
+		return ""
+	}
+	s, ok := d.str(n, key)
+	if ok && s == "" {
+		d.fail(n, key, "is empty: %s", hint)
+	}
+	return s
+}
+
+const (
+	hintIdentity   = "the private key file rtunnel logs in with, e.g. /etc/rtunnel/id_ed25519"
+	hintKnownHosts = "the known_hosts file that holds the server's host key (rtunnel never trusts an unknown host)"
+	hintServer     = "write server: user@host[:port]"
+)
+
+// requiredPath is required for a file name, taken relative to the config
+// file's directory.
+func (d *decoder) requiredPath(parent, n *yaml.Node, key, hint string) string {
+	p := d.required(parent, n, key, hint)
 	if p == "" {
+		return ""
+	}
+	if strings.HasPrefix(p, "~") {
+		// Left as is it would name a directory called "~" next to the config.
+		d.fail(n, key, "%q: ~ is not expanded (rtunnel does not run from a shell): write the full path", p)
 		return ""
 	}
 	if !filepath.IsAbs(p) {
@@ -221,15 +366,16 @@ func (d *decoder) path(n *yaml.Node, key string) string {
 }
 
 func (d *decoder) oneOf(n *yaml.Node, key string, allowed ...string) string {
-	s := d.str(n, key)
+	s, ok := d.str(n, key)
+	if !ok {
+		return allowed[0]
+	}
 	for _, a := range allowed {
 		if s == a {
 			return s
 		}
 	}
-	if s != "" {
-		d.fail(n, key, "%q is not one of %s", s, strings.Join(allowed, ", "))
-	}
+	d.fail(n, key, "%q is not one of %s", s, strings.Join(allowed, ", "))
 	return allowed[0]
 }
 
@@ -237,12 +383,11 @@ func (d *decoder) boolean(n *yaml.Node, key string) bool {
 	if !d.scalar(n, key, "true or false") {
 		return false
 	}
-	if n.Tag != "!!bool" {
-		d.fail(n, key, "must be true or false, not %s", describe(n))
+	var b bool
+	if n.Tag != "!!bool" || n.Decode(&b) != nil {
+		d.fail(n, key, "must be true or false, not %s%s", describe(n), quoted(n, n.Value == "true" || n.Value == "false"))
 		return false
 	}
-	var b bool
-	_ = n.Decode(&b)
 	return b
 }
 
@@ -250,9 +395,10 @@ func (d *decoder) integer(n *yaml.Node, key string, min, max int) int {
 	if !d.scalar(n, key, "a whole number") {
 		return 0
 	}
-	v, err := strconv.Atoi(n.Value)
-	if n.Tag != "!!int" || err != nil {
-		d.fail(n, key, "must be a whole number, not %s", describe(n))
+	var v int
+	if n.Tag != "!!int" || n.Decode(&v) != nil {
+		_, err := strconv.Atoi(n.Value)
+		d.fail(n, key, "must be a whole number, not %s%s", describe(n), quoted(n, err == nil))
 		return 0
 	}
 	if v < min || v > max {
@@ -265,13 +411,15 @@ func (d *decoder) float(n *yaml.Node, key string, min, max float64) float64 {
 	if !d.scalar(n, key, "a number") {
 		return 0
 	}
-	v, err := strconv.ParseFloat(n.Value, 64)
-	if (n.Tag != "!!int" && n.Tag != "!!float") || err != nil {
-		d.fail(n, key, "must be a number, not %s", describe(n))
+	var v float64
+	if (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&v) != nil {
+		_, err := strconv.ParseFloat(n.Value, 64)
+		d.fail(n, key, "must be a number, not %s%s", describe(n), quoted(n, err == nil))
 		return 0
 	}
-	if v < min || v > max {
-		d.fail(n, key, "%v is out of range %v-%v", v, min, max)
+	// NaN compares false with everything, so it would pass the range check.
+	if math.IsNaN(v) || v < min || v > max {
+		d.fail(n, key, "%s is out of range %v-%v", n.Value, min, max)
 	}
 	return v
 }
@@ -283,8 +431,10 @@ func (d *decoder) duration(n *yaml.Node, key string, min time.Duration) time.Dur
 		return 0
 	}
 	if n.Tag == "!!int" || n.Tag == "!!float" {
-		d.fail(n, key, "%s has no unit: write %ss (or ms, m, h)", n.Value, n.Value)
-		return 0
+		if _, err := time.ParseDuration(n.Value + "s"); err == nil {
+			d.fail(n, key, "%s has no unit: write %ss (or ms, m, h)", n.Value, n.Value)
+			return 0
+		}
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
@@ -297,23 +447,34 @@ func (d *decoder) duration(n *yaml.Node, key string, min time.Duration) time.Dur
 	return v
 }
 
-func (d *decoder) checkMetrics(m *Metrics, line int, key string) {
-	if m.Listen == "" {
-		d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: join(key, "listen"), Msg: "missing: write e.g. listen: 127.0.0.1:9810, or remove metrics: to turn it off"})
+func (d *decoder) checkMetrics(m *Metrics, parent, listen *yaml.Node, key string) {
+	key = join(key, "listen")
+	if listen == nil {
+		d.fail(parent, key, "missing: write e.g. listen: 127.0.0.1:9810, or remove metrics: to turn it off")
 		return
 	}
-	host, port, err := net.SplitHostPort(m.Listen)
+	s, ok := d.str(listen, key)
+	if !ok {
+		return
+	}
+	m.Listen = s
+	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: join(key, "listen"), Msg: fmt.Sprintf("%q is not host:port", m.Listen)})
+		d.fail(listen, key, "%q is not host:port: write e.g. 127.0.0.1:9810", s)
 		return
 	}
 	if _, err := parsePort(port, true); err != nil {
-		d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: join(key, "listen"), Msg: err.Error()})
+		d.fail(listen, key, "%q: %v", s, err)
 		return
 	}
+	if host != "" {
+		if err := checkHost(host); err != nil {
+			d.fail(listen, key, "%q: %v", s, err)
+			return
+		}
+	}
 	if !m.AllowRemote && !IsLoopback(host) {
-		d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: join(key, "listen"),
-			Msg: fmt.Sprintf("%q is not a loopback address: metrics would be reachable from the network; use 127.0.0.1, or set allow_remote: true if you mean it", m.Listen)})
+		d.fail(listen, key, "%q is not a loopback address: metrics would be reachable from the network; use 127.0.0.1, or set allow_remote: true if you mean it", s)
 	}
 }
 
@@ -337,18 +498,21 @@ func (d *decoder) tunnels(n *yaml.Node) []Tunnel {
 		d.fail(n, "tunnels", "is empty: at least one tunnel is needed")
 		return nil
 	}
-	names := map[string]int{}
+	first := map[string]int{} // name -> line of the tunnel that has it
 	var out []Tunnel
 	for i, tn := range n.Content {
+		// Every message about a tunnel uses one key: its name when that is
+		// valid and unique, else its index.
 		key := fmt.Sprintf("tunnels[%d]", i)
-		t := d.tunnel(tn, key)
-		if t.Name != "" {
-			if prev, dup := names[t.Name]; dup {
-				d.fail(tn, key+".name", "%q is already used by the tunnel at line %d: names must be unique", t.Name, prev)
+		if nn := valueOf(tn, "name"); nn != nil && nn.Kind == yaml.ScalarNode && nn.Tag == "!!str" && nameRE.MatchString(nn.Value) {
+			if prev, dup := first[nn.Value]; dup {
+				d.fail(nn, key+".name", "%q is already used by the tunnel at line %d: names must be unique, rename one", nn.Value, prev)
+			} else {
+				first[nn.Value] = tn.Line
+				key = "tunnels[" + nn.Value + "]"
 			}
-			names[t.Name] = tn.Line
 		}
-		out = append(out, t)
+		out = append(out, d.tunnel(tn, key))
 	}
 	return out
 }
@@ -365,14 +529,16 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		Backoff: Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, Multiplier: DefaultBackoffMult,
 			Jitter: DefaultBackoffJitter, ResetAfter: DefaultBackoffReset},
 	}
-	var serverNode, jumpNode *yaml.Node
-	var identity, knownHosts string
-	var forwardsNode *yaml.Node
+	if isNull(n) {
+		d.fail(n, key, "empty list item: each tunnel is a mapping that starts with '- name: ...'")
+		return t
+	}
+	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode *yaml.Node
 	d.mapping(n, key, map[string]func(*yaml.Node, string){
-		"name":        func(n *yaml.Node, key string) { t.Name = d.name(n, key) },
+		"name":        func(n *yaml.Node, key string) { nameNode = n },
 		"server":      func(n *yaml.Node, key string) { serverNode = n },
-		"identity":    func(n *yaml.Node, key string) { identity = d.path(n, key) },
-		"known_hosts": func(n *yaml.Node, key string) { knownHosts = d.path(n, key) },
+		"identity":    func(n *yaml.Node, key string) { identityNode = n },
+		"known_hosts": func(n *yaml.Node, key string) { knownHostsNode = n },
 		"jump":        func(n *yaml.Node, key string) { jumpNode = n },
 		"forwards":    func(n *yaml.Node, key string) { forwardsNode = n },
 		"keepalive": func(n *yaml.Node, key string) {
@@ -386,38 +552,18 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"forward_retry":           func(n *yaml.Node, key string) { t.ForwardRetry = d.duration(n, key, 10*time.Millisecond) },
 		"forward_retry_for":       func(n *yaml.Node, key string) { t.ForwardRetryFor = d.duration(n, key, 0) },
 		"max_connections":         func(n *yaml.Node, key string) { t.MaxConnections = d.integer(n, key, 1, 1<<20) },
-		"backoff": func(n *yaml.Node, key string) {
-			line := n.Line
-			d.mapping(n, key, map[string]func(*yaml.Node, string){
-				"initial":     func(n *yaml.Node, key string) { t.Backoff.Initial = d.duration(n, key, 10*time.Millisecond) },
-				"max":         func(n *yaml.Node, key string) { t.Backoff.Max = d.duration(n, key, 10*time.Millisecond) },
-				"multiplier":  func(n *yaml.Node, key string) { t.Backoff.Multiplier = d.float(n, key, 1, 100) },
-				"jitter":      func(n *yaml.Node, key string) { t.Backoff.Jitter = d.float(n, key, 0, 0.99) },
-				"reset_after": func(n *yaml.Node, key string) { t.Backoff.ResetAfter = d.duration(n, key, 0) },
-			})
-			if t.Backoff.Max < t.Backoff.Initial {
-				d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key + ".max",
-					Msg: fmt.Sprintf("%s is below initial %s", t.Backoff.Max, t.Backoff.Initial)})
-			}
-		},
+		"backoff":                 func(n *yaml.Node, key string) { d.backoff(n, key, &t.Backoff) },
 	})
-	if t.Name == "" && n.Kind == yaml.MappingNode {
-		d.fail(n, key+".name", "missing: every tunnel needs a name (used in logs and metrics)")
+	if n.Kind != yaml.MappingNode {
+		return t
 	}
-	if t.Name != "" {
-		key = fmt.Sprintf("tunnels[%s]", t.Name)
+	t.Name = d.required(n, nameNode, key+".name", "every tunnel needs a name (used in logs and metrics)")
+	if t.Name != "" && !nameRE.MatchString(t.Name) {
+		d.fail(nameNode, key+".name", "%q: use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit", t.Name)
 	}
-	if identity == "" && n.Kind == yaml.MappingNode {
-		d.fail(n, key+".identity", "missing: the private key file rtunnel logs in with, e.g. /etc/rtunnel/id_ed25519")
-	}
-	if knownHosts == "" && n.Kind == yaml.MappingNode {
-		d.fail(n, key+".known_hosts", "missing: the known_hosts file that holds the server's host key (rtunnel never trusts an unknown host)")
-	}
-	if serverNode == nil {
-		if n.Kind == yaml.MappingNode {
-			d.fail(n, key+".server", "missing: write server: user@host[:port]")
-		}
-	} else if s := d.str(serverNode, key+".server"); s != "" {
+	identity := d.requiredPath(n, identityNode, key+".identity", hintIdentity)
+	knownHosts := d.requiredPath(n, knownHostsNode, key+".known_hosts", hintKnownHosts)
+	if s := d.required(n, serverNode, key+".server", hintServer); s != "" {
 		ep, err := ParseEndpoint(s)
 		if err != nil {
 			d.fail(serverNode, key+".server", "%v", err)
@@ -430,32 +576,50 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		t.Jump = d.jumps(jumpNode, key+".jump", t.Server)
 	}
 	if forwardsNode == nil {
-		if n.Kind == yaml.MappingNode {
-			d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22)")
-		}
+		d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22)")
 	} else {
 		t.Forwards = d.forwards(forwardsNode, key+".forwards")
 	}
 	return t
 }
 
-func (d *decoder) name(n *yaml.Node, key string) string {
-	s := d.str(n, key)
-	if s != "" && !nameRE.MatchString(s) {
-		d.fail(n, key, "%q: use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit", s)
+func (d *decoder) backoff(n *yaml.Node, key string, b *Backoff) {
+	var initialNode, maxNode *yaml.Node
+	ok := true
+	dur := func(n *yaml.Node, key string) time.Duration {
+		before := len(d.errs)
+		v := d.duration(n, key, 10*time.Millisecond)
+		ok = ok && len(d.errs) == before
+		return v
 	}
-	return s
+	d.mapping(n, key, map[string]func(*yaml.Node, string){
+		"initial":     func(n *yaml.Node, key string) { initialNode, b.Initial = n, dur(n, key) },
+		"max":         func(n *yaml.Node, key string) { maxNode, b.Max = n, dur(n, key) },
+		"multiplier":  func(n *yaml.Node, key string) { b.Multiplier = d.float(n, key, 1, 100) },
+		"jitter":      func(n *yaml.Node, key string) { b.Jitter = d.float(n, key, 0, 0.99) },
+		"reset_after": func(n *yaml.Node, key string) { b.ResetAfter = d.duration(n, key, 0) },
+	})
+	switch {
+	case !ok || b.Max >= b.Initial:
+		// A bad initial or max is reported already; comparing it adds noise.
+	case maxNode != nil:
+		d.fail(maxNode, key+".max", "%s is below initial %s: raise max or lower initial", b.Max, b.Initial)
+	default:
+		d.fail(initialNode, key+".initial", "%s is above max, %s by default: lower initial or set max", b.Initial, b.Max)
+	}
 }
 
 // jumps parses ProxyJump hops: each is "user@host[:port]" or a mapping with
 // server and optional identity, known_hosts and connect_timeout (defaults:
 // the tunnel's).
 func (d *decoder) jumps(n *yaml.Node, key string, def Endpoint) []Endpoint {
+	var out []Endpoint
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 		// "a,b" as ssh -J writes it.
-		var out []Endpoint
-		for _, part := range strings.Split(n.Value, ",") {
-			out = append(out, d.hopFrom(n, key, strings.TrimSpace(part), def))
+		for i, part := range strings.Split(n.Value, ",") {
+			if hop, ok := d.hopFrom(n, fmt.Sprintf("%s[%d]", key, i), strings.TrimSpace(part), def); ok {
+				out = append(out, hop)
+			}
 		}
 		return out
 	}
@@ -463,48 +627,48 @@ func (d *decoder) jumps(n *yaml.Node, key string, def Endpoint) []Endpoint {
 		d.fail(n, key, "must be a list of hops (user@host[:port] or a mapping with server:), not %s", describe(n))
 		return nil
 	}
-	var out []Endpoint
 	for i, hn := range n.Content {
 		hk := fmt.Sprintf("%s[%d]", key, i)
 		if hn.Kind == yaml.MappingNode {
 			hop := def
-			var server string
+			var serverNode *yaml.Node
 			d.mapping(hn, hk, map[string]func(*yaml.Node, string){
-				"server":          func(n *yaml.Node, key string) { server = d.str(n, key) },
-				"identity":        func(n *yaml.Node, key string) { hop.Identity = d.path(n, key) },
-				"known_hosts":     func(n *yaml.Node, key string) { hop.KnownHosts = d.path(n, key) },
+				"server":          func(n *yaml.Node, key string) { serverNode = n },
+				"identity":        func(n *yaml.Node, key string) { hop.Identity = d.requiredPath(hn, n, key, hintIdentity) },
+				"known_hosts":     func(n *yaml.Node, key string) { hop.KnownHosts = d.requiredPath(hn, n, key, hintKnownHosts) },
 				"connect_timeout": func(n *yaml.Node, key string) { hop.ConnectTimeout = d.duration(n, key, 100*time.Millisecond) },
 			})
+			server := d.required(hn, serverNode, hk+".server", hintServer)
 			if server == "" {
-				d.fail(hn, hk+".server", "missing: write server: user@host[:port]")
 				continue
 			}
 			ep, err := ParseEndpoint(server)
 			if err != nil {
-				d.fail(hn, hk+".server", "%v", err)
+				d.fail(serverNode, hk+".server", "%v", err)
 				continue
 			}
 			hop.User, hop.Host, hop.Port, hop.Line = ep.User, ep.Host, ep.Port, hn.Line
 			out = append(out, hop)
 			continue
 		}
-		s := d.str(hn, hk)
-		if s != "" {
-			out = append(out, d.hopFrom(hn, hk, s, def))
+		if s, ok := d.str(hn, hk); ok {
+			if hop, ok := d.hopFrom(hn, hk, s, def); ok {
+				out = append(out, hop)
+			}
 		}
 	}
 	return out
 }
 
-func (d *decoder) hopFrom(n *yaml.Node, key, s string, def Endpoint) Endpoint {
+func (d *decoder) hopFrom(n *yaml.Node, key, s string, def Endpoint) (Endpoint, bool) {
 	ep, err := ParseEndpoint(s)
 	if err != nil {
 		d.fail(n, key, "%v", err)
-		return def
+		return Endpoint{}, false
 	}
 	hop := def
 	hop.User, hop.Host, hop.Port, hop.Line = ep.User, ep.Host, ep.Port, n.Line
-	return hop
+	return hop, true
 }
 
 func (d *decoder) forwards(n *yaml.Node, key string) []Forward {
@@ -520,47 +684,47 @@ func (d *decoder) forwards(n *yaml.Node, key string) []Forward {
 	var out []Forward
 	for i, fn := range n.Content {
 		fk := fmt.Sprintf("%s[%d]", key, i)
-		f := Forward{Line: fn.Line}
-		var haveRemote, haveLocal bool
+		if isNull(fn) {
+			d.fail(fn, fk, "empty list item: write '- remote: localhost:2220' with 'local: localhost:22' under it")
+			continue
+		}
+		var remoteNode, localNode *yaml.Node
 		d.mapping(fn, fk, map[string]func(*yaml.Node, string){
-			"remote": func(n *yaml.Node, key string) {
-				haveRemote = true
-				if s := d.str(n, key); s != "" {
-					a, err := ParseAddr(s, false)
-					if err != nil {
-						d.fail(n, key, "%v", err)
-					}
-					f.Remote = a
-				}
-			},
-			"local": func(n *yaml.Node, key string) {
-				haveLocal = true
-				if s := d.str(n, key); s != "" {
-					a, err := ParseAddr(s, false)
-					if err != nil {
-						d.fail(n, key, "%v", err)
-					}
-					f.Local = a
-				}
-			},
+			"remote": func(n *yaml.Node, key string) { remoteNode = n },
+			"local":  func(n *yaml.Node, key string) { localNode = n },
 		})
 		if fn.Kind != yaml.MappingNode {
 			continue
 		}
-		if !haveRemote {
-			d.fail(fn, fk+".remote", "missing: the address the server binds, e.g. localhost:2220")
-		}
-		if !haveLocal {
-			d.fail(fn, fk+".local", "missing: where connections go on this machine, e.g. localhost:22")
-		}
+		f := Forward{Line: fn.Line}
+		f.Remote = d.addr(fn, remoteNode, fk+".remote", "the address the server binds, e.g. localhost:2220")
+		f.Local = d.addr(fn, localNode, fk+".local", "where connections go on this machine, e.g. localhost:22")
 		if f.Remote.Port != 0 {
 			r := f.Remote.String()
 			if prev, dup := seen[r]; dup {
-				d.fail(fn, fk+".remote", "%s is already forwarded at line %d", r, prev)
+				d.fail(remoteNode, fk+".remote", "%s is already forwarded at line %d: the server can bind it once; remove or change one", r, prev)
+			} else {
+				seen[r] = remoteNode.Line
 			}
-			seen[r] = fn.Line
 		}
 		out = append(out, f)
 	}
 	return out
+}
+
+// addr parses a required host:port value of a forward.
+func (d *decoder) addr(parent, n *yaml.Node, key, hint string) Addr {
+	if n == nil {
+		d.fail(parent, key, "missing: %s", hint)
+		return Addr{}
+	}
+	s, ok := d.str(n, key)
+	if !ok {
+		return Addr{}
+	}
+	a, err := ParseAddr(s, false)
+	if err != nil {
+		d.fail(n, key, "%v", err)
+	}
+	return a
 }

@@ -1,13 +1,11 @@
 package tunnel
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -254,10 +252,4 @@ func FastRetry(err error) bool {
 // isAuthFailure recognises x/crypto's error for a refused public key.
 func isAuthFailure(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "unable to authenticate")
-}
-
-// isClosedErr is true for errors caused by our own Close.
-func isClosedErr(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, context.Canceled)
 }
