@@ -121,7 +121,8 @@ func start(t testing.TB, cmd *exec.Cmd, args []string, env []string) *Daemon {
 	t.Helper()
 	d := &Daemon{t: t, Args: args, changed: make(chan struct{}), done: make(chan struct{})}
 	d.cmd = cmd
-	d.cmd.Env = append(os.Environ(), env...)
+	// A -race binary sleeps 1 s at exit by default; exit timing is tested.
+	d.cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
