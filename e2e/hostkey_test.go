@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,6 +45,19 @@ func TestPermanentErrorsExit78(t *testing.T) {
 			os.WriteFile(key, data, 0o644)
 			return w.configWith(t, key, w.knownHosts)
 		}, []string{"permissions 0644 are too open", "chmod 600"}},
+		{"encrypted key", func(t *testing.T) string {
+			key := filepath.Join(t.TempDir(), "id")
+			if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", key).CombinedOutput(); err != nil {
+				t.Fatalf("ssh-keygen: %v %s", err, out)
+			}
+			return w.configWith(t, key, w.knownHosts)
+		}, []string{"protected by a passphrase", "rtunnel runs unattended"}},
+		{"public key given as identity", func(t *testing.T) string {
+			pub := filepath.Join(t.TempDir(), "id.pub")
+			data, _ := os.ReadFile(w.tunnelKey.Public)
+			os.WriteFile(pub, data, 0o600)
+			return w.configWith(t, pub, w.knownHosts)
+		}, []string{"is not a private key", "is this the .pub file?"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

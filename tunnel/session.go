@@ -115,6 +115,7 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	}
 	err = s.finish()
 	t.obs.Disconnected(t.cfg.Name, err)
+	t.log.Warn("disconnected", "err", err.Error(), "was_up_for", time.Since(start).Round(time.Second).String())
 	return err
 }
 
