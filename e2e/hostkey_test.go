@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,4 +100,71 @@ tunnels:
 		t.Fatal(err)
 	}
 	return path
+}
+
+// known_hosts as OpenSSH writes it: only the hub's RSA key although the hub
+// also offers ed25519 (golang/go#29286: rtunnel must offer only the types
+// known_hosts holds), and hashed host names.
+func TestKnownHostsFormats(t *testing.T) {
+	t.Parallel()
+	sshdtest.Require(t)
+	dir := t.TempDir()
+	key := sshdtest.NewKey(t, dir, "id", "ed25519")
+	port := sshdtest.FreePort(t)
+	hub := sshdtest.Start(t, sshdtest.Options{Name: "hub", HostKeyTypes: []string{"ed25519", "rsa"},
+		AuthorizedKeys: []string{guideLine(fmt.Sprintf("localhost:%d", port), "255.255.255.255:9", key.PublicLine)}})
+	target := serveLocal(t, "", func(c net.Conn) { io.WriteString(c, "ok\n") })
+	w := &direct{hub: hub, tunnelPort: port, remote: &sshdtest.Server{Addr: target.addr()}}
+
+	var rsaOnly []string
+	for _, l := range hub.KnownHostsLines("127.0.0.1") {
+		if strings.Contains(l, "ssh-rsa") {
+			rsaOnly = append(rsaOnly, l)
+		}
+	}
+	if len(rsaOnly) != 1 {
+		t.Fatalf("want one RSA known_hosts line, got %q", rsaOnly)
+	}
+	rsaFile := filepath.Join(dir, "kh_rsa")
+	os.WriteFile(rsaFile, []byte(rsaOnly[0]+"\n"), 0o644)
+
+	hashed := filepath.Join(dir, "kh_hashed")
+	hub.WriteKnownHosts(t, hashed, "127.0.0.1")
+	if out, err := exec.Command("ssh-keygen", "-H", "-f", hashed).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -H: %v %s", err, out)
+	}
+	data, _ := os.ReadFile(hashed)
+	if !strings.HasPrefix(string(data), "|1|") {
+		t.Fatalf("known_hosts not hashed: %q", data)
+	}
+
+	revoked := filepath.Join(dir, "kh_revoked")
+	f := strings.Fields(rsaOnly[0])
+	lines := []string{rsaOnly[0], "@revoked * " + f[1] + " " + f[2]}
+	os.WriteFile(revoked, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+
+	for _, c := range []struct {
+		name, kh string
+		exit78   string
+	}{
+		{"rsa only, server also has ed25519", rsaFile, ""},
+		{"hashed names", hashed, ""},
+		{"revoked key", revoked, "revoked"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := daemontest.Start(t, []string{"up", "--config", w.configWith(t, key.Private, c.kh)})
+			if c.exit78 == "" {
+				d.WaitMsg(0, 20*time.Second, "forward up")
+				d.Signal(os.Interrupt)
+				if code, ok := d.Wait(10 * time.Second); !ok || code != 0 {
+					t.Fatalf("exit %d after SIGINT", code)
+				}
+				return
+			}
+			code, ok := d.Wait(20 * time.Second)
+			if !ok || code != 78 || !strings.Contains(d.Raw(), c.exit78) {
+				t.Fatalf("exit %d (exited %v), want 78 mentioning %q:\n%s", code, ok, c.exit78, d.Raw())
+			}
+		})
+	}
 }

@@ -88,12 +88,21 @@ func algorithmsFor(cb ssh.HostKeyCallback, addr string) []string {
 			set[t] = true
 		}
 	}
-	algos := make([]string, 0, len(set))
-	for a := range set {
-		algos = append(algos, a)
+	// OpenSSH's preference order first, then anything else known_hosts holds.
+	var algos []string
+	for _, a := range []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+		ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256} {
+		if set[a] {
+			algos = append(algos, a)
+			delete(set, a)
+		}
 	}
-	sort.Strings(algos)
-	return algos
+	rest := make([]string, 0, len(set))
+	for a := range set {
+		rest = append(rest, a)
+	}
+	sort.Strings(rest)
+	return append(algos, rest...)
 }
 
 // Check is the ssh.HostKeyCallback; it keeps a typed error for classification
