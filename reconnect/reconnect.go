@@ -10,6 +10,7 @@ package reconnect
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -29,6 +30,33 @@ type Policy struct {
 	// schedule applies.
 	FastRetry    time.Duration
 	FastRetryFor time.Duration
+	// QuickFor: while an outage is younger than this, every wait is
+	// Initial (with jitter) instead of growing. sshd restarts and short
+	// link drops end within seconds, and a doubling wait would add up to as
+	// much again to them (autossh-like schedules take 7 s to notice a hub
+	// that was down for 3 s). After QuickFor the wait grows from Initial to
+	// Max, so a server down for hours sees about one attempt per Max. An
+	// outage lasts until a session stays up for ResetAfter. 0 means
+	// DefaultQuickFor; a negative value turns the quick phase off.
+	QuickFor time.Duration
+}
+
+// DefaultQuickFor is Policy.QuickFor when it is zero.
+const DefaultQuickFor = 30 * time.Second
+
+func (p Policy) quickFor() time.Duration {
+	if p.QuickFor == 0 {
+		return DefaultQuickFor
+	}
+	return p.QuickFor
+}
+
+// jittered randomises d by +-jitter.
+func jittered(d time.Duration, jitter float64) time.Duration {
+	if jitter <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 + jitter*(2*rand.Float64()-1)))
 }
 
 // Loop runs Session with the Policy's waits.
@@ -62,6 +90,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		backoff.WithMaxElapsedTime(0), // never give up
 	)
 	var fastSince time.Time
+	var outageSince time.Time // first failure since the last healthy session
 	for attempt := 1; ; attempt++ {
 		var upAt time.Time
 		err := l.Session(ctx, func() { upAt = time.Now() })
@@ -77,7 +106,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		if !upAt.IsZero() && time.Since(upAt) >= l.Policy.ResetAfter {
 			b.Reset()
 			fastSince = time.Time{}
+			outageSince = time.Time{}
 			attempt = 1
+		}
+		if outageSince.IsZero() {
+			outageSince = time.Now()
 		}
 		var wait time.Duration
 		if l.IsFast != nil && l.IsFast(err) && l.Policy.FastRetry > 0 {
@@ -91,7 +124,11 @@ func (l *Loop) Run(ctx context.Context) error {
 			fastSince = time.Time{}
 		}
 		if wait == 0 {
-			wait = b.NextBackOff()
+			if q := l.Policy.quickFor(); q > 0 && time.Since(outageSince) < q {
+				wait = jittered(l.Policy.Initial, l.Policy.Jitter)
+			} else {
+				wait = b.NextBackOff()
+			}
 		}
 		if l.OnRetry != nil {
 			l.OnRetry(attempt, err, wait)

@@ -57,9 +57,11 @@ func run(t *testing.T, p Policy, sessions func(n int, up func()) error, stopAfte
 	return calls, err
 }
 
+// noJitter is the exponential schedule alone (no quick phase: quick_test.go
+// covers it).
 func noJitter() Policy {
 	return Policy{Initial: time.Second, Max: 8 * time.Second, Multiplier: 2, Jitter: 0,
-		ResetAfter: time.Minute, FastRetry: 500 * time.Millisecond, FastRetryFor: 2 * time.Second}
+		ResetAfter: time.Minute, FastRetry: 500 * time.Millisecond, FastRetryFor: 2 * time.Second, QuickFor: -1}
 }
 
 func waits(cs []call) []time.Duration {

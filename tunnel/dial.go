@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,8 @@ type hop struct {
 	ep     *Endpoint
 	conn   *heardConn
 	client *ssh.Client
+	reqs   <-chan *ssh.Request // the server's global requests; the session answers them
+	tcp    *net.TCPConn        // the socket, for the first hop
 }
 
 // heardConn records when anything was last read from the server: the
@@ -82,16 +85,16 @@ func (t *Tunnel) dialChain(ctx context.Context) (chain []*hop, err error) {
 		if err != nil {
 			return chain, err
 		}
-		var raw net.Conn
+		var h *hop
 		if i == 0 {
-			raw, err = t.dialTCP(ctx, ep)
+			h, err = t.connectFirst(ctx, ep, signer, hk)
 		} else {
+			var raw net.Conn
 			raw, err = dialThrough(ctx, chain[i-1], ep)
+			if err == nil {
+				h, err = handshake(ctx, raw, ep, signer, hk)
+			}
 		}
-		if err != nil {
-			return chain, err
-		}
-		h, err := handshake(ctx, raw, ep, signer, hk)
 		if err != nil {
 			return chain, err
 		}
@@ -100,21 +103,29 @@ func (t *Tunnel) dialChain(ctx context.Context) (chain []*hop, err error) {
 	return chain, nil
 }
 
+// dialTCP makes one TCP connection to the first hop within its
+// connect_timeout.
 func (t *Tunnel) dialTCP(ctx context.Context, ep *Endpoint) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, ep.ConnectTimeout)
 	defer cancel()
+	c, err := t.dialOnce(dctx, ep)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, &TimeoutError{Step: "TCP connect", Hop: ep.String(), After: ep.ConnectTimeout}
+	}
+	return c, err
+}
+
+// dialOnce dials the first hop until ctx ends; the caller bounds it.
+func (t *Tunnel) dialOnce(ctx context.Context, ep *Endpoint) (net.Conn, error) {
 	dial := t.cfg.DialContext
 	if dial == nil {
 		d := &net.Dialer{KeepAlive: -1}
 		dial = d.DialContext
 	}
-	c, err := dial(dctx, "tcp", ep.Addr())
+	c, err := dial(ctx, "tcp", ep.Addr())
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, &TimeoutError{Step: "TCP connect", Hop: ep.String(), After: ep.ConnectTimeout}
 		}
 		return nil, &DialError{Hop: ep.String(), Err: err}
 	}
@@ -122,6 +133,228 @@ func (t *Tunnel) dialTCP(ctx context.Context, ep *Endpoint) (net.Conn, error) {
 		tuneServerConn(tc, t.cfg.KeepaliveInterval*time.Duration(t.cfg.KeepaliveCountMax))
 	}
 	return c, nil
+}
+
+// A first-hop connect whose packets were lost does not wait for the kernel
+// to try again. After a dead link comes back, a connect() whose SYNs went
+// unanswered is on the kernel's doubling SYN schedule (1, 3, 7, 15 s), and a
+// handshake whose packets were lost on its doubling retransmission timer:
+// either could hold rtunnel for most of connect_timeout with the link
+// already back. So while every attempt is stalled, a fresh one starts every
+// redialAfter; the first to finish its handshake wins, and connect_timeout
+// still bounds the whole connect. A server that answers slowly, or accepts
+// and says nothing, is not stalled: its kernel still ACKs, and it gets one
+// attempt at a time.
+const (
+	// redialAfter: a SYN unanswered this long is stalled; so is a
+	// handshake whose server has not ACKed anything for twice as long
+	// (keepalive probes every redialAfter get ACKs from a live peer).
+	redialAfter = time.Second
+	// maxAttempts in flight at once; the oldest makes room for a new one.
+	maxAttempts = 4
+)
+
+// attempt is one TCP connect + SSH handshake of connectFirst.
+type attempt struct {
+	start     time.Time
+	cancel    context.CancelFunc
+	connected atomic.Bool
+	tcp       atomic.Pointer[net.TCPConn] // the socket, once connected
+}
+
+// stalled reports whether the attempt has heard nothing for long enough
+// that a fresh one should start alongside it.
+func (a *attempt) stalled(now time.Time) bool {
+	if !a.connected.Load() {
+		return now.Sub(a.start) >= redialAfter
+	}
+	tc := a.tcp.Load()
+	if tc == nil {
+		return false
+	}
+	age, ok := lastAckAge(tc)
+	return ok && age >= 2*redialAfter
+}
+
+type attemptResult struct {
+	a   *attempt
+	hop *hop
+	err error
+}
+
+// connectFirst dials the first hop and runs its SSH handshake, restarting
+// what stalls (see redialAfter). The newest attempt's error is the answer:
+// it reflects the network as it is now.
+func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
+	done := make(chan struct{})
+	results := make(chan attemptResult)
+	var (
+		wg   sync.WaitGroup
+		live []*attempt
+	)
+	defer func() {
+		close(done)
+		for _, a := range live {
+			a.cancel()
+		}
+		wg.Wait()
+	}()
+	poking := t.cfg.DialContext == nil && t.staleConn() != nil
+	launch := func() *attempt {
+		actx, cancel := context.WithCancel(ctx)
+		a := &attempt{start: time.Now(), cancel: cancel}
+		live = append(live, a)
+		if poking {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t.poke(actx, ep)
+			}()
+		}
+		// Each attempt records its own host key error.
+		ahk := &hostKeys{ep: hk.ep, callback: hk.callback}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel()
+			h, err := t.attemptConnect(actx, a, ep, signer, ahk)
+			select {
+			case results <- attemptResult{a: a, hop: h, err: err}:
+			case <-done:
+				if h != nil {
+					closeChain([]*hop{h})
+				}
+			}
+		}()
+		return a
+	}
+	remove := func(a *attempt) {
+		for i, b := range live {
+			if b == a {
+				live = append(live[:i], live[i+1:]...)
+				return
+			}
+		}
+	}
+	newest := launch()
+	deadline := time.NewTimer(ep.ConnectTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(redialAfter / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			step := "TCP connect"
+			if newest.connected.Load() {
+				step = "SSH handshake"
+			}
+			return nil, &TimeoutError{Step: step, Hop: ep.String(), After: ep.ConnectTimeout}
+		case r := <-results:
+			remove(r.a)
+			if r.err == nil {
+				return r.hop, nil
+			}
+			if r.a == newest || Permanent(r.err) {
+				return nil, r.err
+			}
+			// An older attempt failed while a newer one runs: wait for it.
+		case now := <-tick.C:
+			stalled := true
+			for _, a := range live {
+				stalled = stalled && a.stalled(now)
+			}
+			if !stalled {
+				continue
+			}
+			if len(live) >= maxAttempts {
+				live[0].cancel()
+				live = live[1:]
+			}
+			newest = launch()
+		}
+	}
+}
+
+// attemptConnect is one TCP connect and handshake. While the handshake
+// runs, TCP keepalive probes make a live server's kernel ACK every
+// redialAfter, which tells a silent server from a lost link.
+func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
+	raw, err := t.dialOnce(ctx, ep)
+	if err != nil {
+		return nil, err
+	}
+	tc, _ := raw.(*net.TCPConn)
+	if tc != nil {
+		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: redialAfter, Interval: redialAfter})
+		a.tcp.Store(tc)
+	}
+	a.connected.Store(true)
+	h, err := handshake(ctx, raw, ep, signer, hk)
+	if err == nil && tc != nil {
+		// rtunnel's own keepalive watches the session from here.
+		_ = tc.SetKeepAlive(false)
+		h.tcp = tc
+	}
+	return h, err
+}
+
+// A session that died silently (keepalive timeout) may still be alive on
+// the server, holding its forwarded ports until the server's own timeout:
+// sshd's ClientAlive takes longer than its interval x count_max on a dead
+// link, and without it a hub only learns when one of its retransmissions
+// meets the RST of our kernel, on a doubling timer. A SYN from the dead
+// connection's own address and port settles it when the link is back: the
+// server's kernel answers it with a challenge ACK (RFC 5961 4.2), ours
+// answers that with a RST, the stale connection is gone and sshd frees its
+// ports. So every first-hop attempt after such a death sends that SYN
+// alongside ("poke"); it is never used as a connection.
+type staleConn struct {
+	local *net.TCPAddr // our end of the dead connection
+	since time.Time
+}
+
+const (
+	pokeFor  = 2 * time.Minute        // then the old port is forgotten
+	pokeWait = 500 * time.Millisecond // how long a poke's SYN is kept
+)
+
+func (t *Tunnel) staleConn() *staleConn {
+	t.staleMu.Lock()
+	defer t.staleMu.Unlock()
+	if t.stale != nil && time.Since(t.stale.since) > pokeFor {
+		t.stale = nil
+	}
+	return t.stale
+}
+
+func (t *Tunnel) setStale(s *staleConn) {
+	t.staleMu.Lock()
+	t.stale = s
+	t.staleMu.Unlock()
+}
+
+// poke sends one SYN from the stale connection's address to ep. A poke
+// that connects proves the server holds nothing on that address: it is
+// reset at once and the old address forgotten.
+func (t *Tunnel) poke(ctx context.Context, ep *Endpoint) {
+	st := t.staleConn()
+	if st == nil || reuseAddr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, pokeWait)
+	defer cancel()
+	d := net.Dialer{LocalAddr: st.local, Control: reuseAddr, KeepAlive: -1}
+	c, err := d.DialContext(ctx, "tcp", ep.Addr())
+	if err != nil {
+		return // unanswered (the link is still down), or the address is gone
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+	t.setStale(nil)
 }
 
 // dialThrough opens a direct-tcpip channel from prev to ep, sending the
@@ -149,7 +382,7 @@ func dialThrough(ctx context.Context, prev *hop, ep *Endpoint) (net.Conn, error)
 }
 
 func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
-	conn := newHeardConn(raw)
+	conn := newHeardConn(newServerConn(raw))
 	cfg := &ssh.ClientConfig{
 		User:              ep.User,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
@@ -169,7 +402,11 @@ func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signe
 		return err
 	})
 	if err == nil && !timedOut {
-		return &hop{ep: ep, conn: conn, client: ssh.NewClient(c, chans, reqs)}, nil
+		// The session answers global requests itself (and logs odd ones);
+		// the client's own handler gets a closed channel and returns.
+		none := make(chan *ssh.Request)
+		close(none)
+		return &hop{ep: ep, conn: conn, client: ssh.NewClient(c, chans, none), reqs: reqs}, nil
 	}
 	if c != nil {
 		c.Close()

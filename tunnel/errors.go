@@ -18,6 +18,7 @@ const (
 	ResultAuth           = "auth"
 	ResultForwardRefused = "forward_refused"
 	ResultTimeout        = "timeout"
+	ResultClosed         = "closed" // a live session ended by the server or the network
 )
 
 // HostKeyKind says what was wrong with a server's host key.
@@ -219,7 +220,9 @@ func Result(err error) string {
 		au *AuthError
 		fr *ForwardRefusedError
 		to *TimeoutError
+		ld *LinkDeadError
 		de *DialError
+		ce *ClosedError
 	)
 	switch {
 	case err == nil:
@@ -230,8 +233,10 @@ func Result(err error) string {
 		return ResultAuth
 	case errors.As(err, &fr):
 		return ResultForwardRefused
-	case errors.As(err, &to):
+	case errors.As(err, &to), errors.As(err, &ld):
 		return ResultTimeout
+	case errors.As(err, &ce):
+		return ResultClosed
 	case errors.As(err, &de):
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {

@@ -2,7 +2,9 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +17,9 @@ type Tunnel struct {
 	cfg Config
 	log *slog.Logger
 	obs Observer
+
+	staleMu sync.Mutex
+	stale   *staleConn // see poke in dial.go
 }
 
 // New prepares a tunnel; it does not connect.
@@ -100,6 +105,7 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 		return err
 	}
 	t.obs.ConnectResult(t.cfg.Name, ResultOK)
+	t.setStale(nil)
 	if up != nil {
 		up()
 	}
@@ -114,6 +120,10 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	case <-s.dead:
 	}
 	err = s.finish()
+	var dead *LinkDeadError
+	if errors.As(err, &dead) && s.chain[0].tcp != nil {
+		t.setStale(&staleConn{local: s.chain[0].tcp.LocalAddr().(*net.TCPAddr), since: time.Now()})
+	}
 	t.obs.Disconnected(t.cfg.Name, err)
 	t.log.Warn("disconnected", "err", err.Error(), "was_up_for", time.Since(start).Round(time.Second).String())
 	return err
@@ -131,8 +141,9 @@ func hopNames(chain []*hop) string {
 // reject channels the server opens.
 func (s *session) watch() {
 	for i, h := range s.chain {
-		s.wg.Add(2)
+		s.wg.Add(3)
 		go s.keepalive(h)
+		go s.globalRequests(h)
 		go func() {
 			defer s.wg.Done()
 			err := h.client.Wait()
@@ -165,11 +176,43 @@ func (s *session) refuse(h *hop, chans <-chan ssh.NewChannel) {
 	}
 }
 
+// globalRequests answers the hop's global requests. Keepalives (sshd's
+// ClientAlive: any reply counts) and OpenSSH's hostkeys-00 notice get a
+// quiet "no"; anything else is refused and logged, at most once a minute
+// (the type is the server's text, so it never becomes a map key).
+func (s *session) globalRequests(h *hop) {
+	defer s.wg.Done()
+	for r := range h.reqs {
+		if r.WantReply {
+			_ = r.Reply(false, nil)
+		}
+		switch r.Type {
+		case "keepalive@openssh.com", "hostkeys-00@openssh.com":
+			continue
+		}
+		typ := r.Type
+		if len(typ) > 64 {
+			typ = typ[:64] + "..."
+		}
+		s.warnLimited("global-request", "refused a global request from the server: rtunnel serves none",
+			"hop", h.ep.String(), "type", typ, "bytes", len(r.Payload))
+	}
+}
+
 // kill ends the session with err (the first cause wins) and closes every
 // connection so that no read, write or request stays blocked.
 func (s *session) kill(err error) {
 	s.deadOnce.Do(func() {
 		s.deadErr = err
+		if _, silent := err.(*LinkDeadError); silent {
+			// Reset, not FIN: the socket and its port are freed at once,
+			// for the next connect's poke (dial.go).
+			for _, h := range s.chain {
+				if h.tcp != nil {
+					_ = h.tcp.SetLinger(0)
+				}
+			}
+		}
 		close(s.dead)
 		s.cancel()
 		closeChain(s.chain)

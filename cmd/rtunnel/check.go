@@ -12,14 +12,18 @@ import (
 
 func newCheckCmd(stdout io.Writer) *cobra.Command {
 	var path string
+	var connect bool
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Validate the config, key files and known_hosts entries without connecting",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, problems := loadAndCheck(path)
+			cfg, problems := loadAndCheck(path)
 			if len(problems) == 0 {
 				fmt.Fprintln(stdout, "ok")
+				if connect {
+					return runCheckConnect(cfg, stdout)
+				}
 				return nil
 			}
 			for _, p := range problems {
@@ -29,6 +33,7 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", config.DefaultPath, "config file")
+	cmd.Flags().BoolVar(&connect, "connect", false, "also connect: each hop, host key, auth, each forward (requested, then cancelled), each local target; exit 1 if a step fails")
 	return cmd
 }
 

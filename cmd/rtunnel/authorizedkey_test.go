@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const testPub = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO62jBy8a6rgr+Q66CPYa9TXzrrZhqBz/QHd+6OhBWkk remote@host"
+
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestAuthorizedKey(t *testing.T) {
+	pubFile := filepath.Join(t.TempDir(), "id.pub")
+	if err := os.WriteFile(pubFile, []byte(testPub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--role", "direct-remote", "--port", "2220"},
+			`restrict,port-forwarding,permitlisten="localhost:2220",permitopen="255.255.255.255:9",command="/bin/false" ` + testPub},
+		{[]string{"--role", "a-remote-vpn", "--port", "2210"},
+			`restrict,port-forwarding,permitopen="localhost:2210",permitlisten="255.255.255.255:9",command="/bin/false" ` + testPub},
+		{[]string{"--role", "b-master", "--ports", "2220,2221,2222"},
+			`restrict,port-forwarding,permitopen="localhost:2220",permitopen="localhost:2221",permitopen="localhost:2222",permitlisten="255.255.255.255:9",command="/bin/false" ` + testPub},
+		{[]string{"--role", "b-master", "--port", "2220", "--ports", "2221", "--from", "10.0.0.0/8"},
+			`restrict,port-forwarding,permitopen="localhost:2220",permitopen="localhost:2221",permitlisten="255.255.255.255:9",command="/bin/false",from="10.0.0.0/8" ` + testPub},
+	}
+	for _, c := range cases {
+		code, out, errOut := runCmd(t, append(append([]string{"authorized-key"}, c.args...), "--pubkey", pubFile)...)
+		if code != 0 || out != c.want+"\n" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q\nwant %q", c.args, code, out, errOut, c.want)
+		}
+	}
+
+	refused := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--role", "b-remote", "--port", "none"}, `permitlisten="none"`},
+		{[]string{"--role", "b-remote", "--port", ""}, `permitlisten=""`},
+		{[]string{"--role", "b-remote", "--port", "0"}, `permitlisten="localhost:0"`},
+		{[]string{"--role", "b-master", "--ports", "2220,0"}, `permitlisten="localhost:0"`},
+		{[]string{"--role", "b-remote"}, "no port"},
+		{[]string{"--role", "vpn", "--port", "2220"}, "unknown role"},
+		{[]string{"--role", "b-remote", "--port", "2221", "--pubkey", filepath.Join(t.TempDir(), "missing.pub")}, "no such file"},
+	}
+	for _, c := range refused {
+		args := append([]string{"authorized-key"}, c.args...)
+		if !strings.Contains(strings.Join(c.args, " "), "--pubkey") {
+			args = append(args, "--pubkey", pubFile)
+		}
+		code, out, errOut := runCmd(t, args...)
+		if code != exitConfig || out != "" || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 78 and %q", c.args, code, out, errOut, c.want)
+		}
+	}
+}

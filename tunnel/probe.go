@@ -1,0 +1,288 @@
+package tunnel
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Step is one verdict of Probe.
+type Step struct {
+	Name   string // what was tried, e.g. "connect tunnel@vpn:22", "forward localhost:2220"
+	OK     bool
+	Detail string // what happened
+	Fix    string // what to change, when !OK
+}
+
+// Probe does once, step by step, what a session does, and reports a verdict
+// per step: for each hop, connect (TCP, or a direct-tcpip channel through
+// the previous hop), host key, authentication; on the server, each forward
+// requested and at once cancelled; then each local target dialed from here.
+// A failed hop ends the chain's steps; local targets are dialed anyway.
+// Every wait is bounded by the hop's connect timeout, and every connection
+// is closed (and its goroutines gone) before Probe returns.
+func Probe(ctx context.Context, cfg Config, report func(Step)) {
+	t := New(cfg)
+	var wg sync.WaitGroup
+	if chain := t.probeChain(ctx, &wg, report); chain != nil {
+		t.probeForwards(ctx, chain[len(chain)-1], report)
+		closeAndWait(chain, &wg)
+	}
+	t.probeLocals(ctx, report)
+}
+
+func closeAndWait(chain []*hop, wg *sync.WaitGroup) {
+	closeChain(chain)
+	for _, h := range chain {
+		_ = h.client.Wait()
+	}
+	wg.Wait()
+}
+
+// probeChain connects hop by hop as dialChain does, reporting each step. It
+// returns the live chain, or nil after a failed step. wg counts the
+// goroutines that answer each hop's global requests.
+func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func(Step)) []*hop {
+	var chain []*hop
+	fail := func(s Step) []*hop {
+		report(s)
+		closeAndWait(chain, wg)
+		return nil
+	}
+	for i, ep := range t.cfg.hops() {
+		signer, err := LoadIdentity(ep.Identity)
+		if err != nil {
+			return fail(Step{Name: "identity " + ep.Identity, Detail: err.Error(), Fix: "fix the key file named above"})
+		}
+		hk, err := newHostKeys(ep)
+		if err != nil {
+			return fail(Step{Name: "known_hosts " + ep.KnownHosts, Detail: err.Error(), Fix: "fix the known_hosts file named above"})
+		}
+		// Remember the key the server offers, to show its fingerprint. The
+		// handshake calls this from its own goroutine, which may outlive a
+		// timed-out handshake.
+		var (
+			mu      sync.Mutex
+			offered ssh.PublicKey
+		)
+		check := hk.callback
+		hk.callback = func(host string, remote net.Addr, key ssh.PublicKey) error {
+			if !bytes.Equal(key.Marshal(), probe().Marshal()) {
+				mu.Lock()
+				offered = key
+				mu.Unlock()
+			}
+			return check(host, remote, key)
+		}
+
+		name := "connect " + ep.String()
+		var raw net.Conn
+		detail := "TCP connection to " + ep.Addr()
+		if i == 0 {
+			raw, err = t.dialTCP(ctx, ep)
+		} else {
+			prev := chain[i-1].ep
+			detail = fmt.Sprintf("direct-tcpip channel to %s through %s", ep.Addr(), prev)
+			raw, err = dialThrough(ctx, chain[i-1], ep)
+		}
+		if err != nil {
+			return fail(Step{Name: name, Detail: err.Error(), Fix: dialFix(err, ep, i, chain)})
+		}
+		report(Step{Name: name, OK: true, Detail: detail})
+
+		h, err := handshake(ctx, raw, ep, signer, hk)
+		mu.Lock()
+		seen := offered
+		mu.Unlock()
+		keyName := knownHostsName(ep.Host, ep.Port)
+		fp := ssh.FingerprintSHA256(signer.PublicKey())
+		var (
+			hke *HostKeyError
+			ae  *AuthError
+		)
+		switch {
+		case errors.As(err, &hke):
+			return fail(Step{Name: "host key " + ep.String(), Detail: hke.Error(), Fix: hostKeyFix(hke, keyName)})
+		case seen == nil:
+			detail := "the server offered no host key"
+			if err != nil {
+				detail = err.Error()
+			} else {
+				closeAndWait([]*hop{h}, &sync.WaitGroup{})
+			}
+			return fail(Step{Name: "SSH handshake " + ep.String(), Detail: detail,
+				Fix: "is an OpenSSH sshd answering there? A port that accepts TCP but speaks no SSH, or a server under load (MaxStartups), ends here"})
+		}
+		report(Step{Name: "host key " + ep.String(), OK: true,
+			Detail: fmt.Sprintf("%s %s matches %s under the name %s", seen.Type(), ssh.FingerprintSHA256(seen), ep.KnownHosts, keyName)})
+		switch {
+		case errors.As(err, &ae):
+			return fail(Step{Name: "auth " + ep.String(), Detail: fmt.Sprintf("%s refused the key %s (%s) for user %s", ep.Addr(), fp, ep.Identity, ep.User),
+				Fix: fmt.Sprintf("compare %s with `ssh-keygen -l -f ~%s/.ssh/authorized_keys` on %s. If it is listed, the line's options are invalid: "+
+					`permitlisten="none", "" or "localhost:0" make sshd reject the whole key (write the line with rtunnel authorized-key)`, fp, ep.User, ep.Host)})
+		case err != nil:
+			return fail(Step{Name: "auth " + ep.String(), Detail: err.Error(), Fix: "the connection ended during login; see the server's sshd log"})
+		}
+		report(Step{Name: "auth " + ep.String(), OK: true, Detail: fmt.Sprintf("key %s accepted for user %s", fp, ep.User)})
+		chain = append(chain, h)
+		// As a session does: every global request (hostkeys-00 after
+		// login, ClientAlive) gets a "no"; the loop ends when the
+		// connection closes.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ssh.DiscardRequests(h.reqs)
+		}()
+	}
+	return chain
+}
+
+func dialFix(err error, ep *Endpoint, i int, chain []*hop) string {
+	var to *TimeoutError
+	if i == 0 {
+		if errors.As(err, &to) {
+			return "no answer within connect_timeout: the host is down, or a firewall drops the packets"
+		}
+		return fmt.Sprintf("nothing accepts connections at %s: check the address and port, that sshd runs there, and that a firewall lets this machine in", ep.Addr())
+	}
+	prev := chain[i-1].ep.String()
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "administratively prohibited"):
+		return fmt.Sprintf("the key's permitopen on %s must allow %s exactly as written here (write the line with rtunnel authorized-key --role a-remote-vpn --port %d)",
+			prev, ep.Addr(), ep.Port)
+	case errors.As(err, &to):
+		return fmt.Sprintf("%s did not open the channel within connect_timeout", prev)
+	}
+	return fmt.Sprintf("%s could not connect to %s: nothing listens there (Appendix A: is the master's rtunnel up, holding that port on %s?)",
+		prev, ep.Addr(), prev)
+}
+
+func hostKeyFix(e *HostKeyError, keyName string) string {
+	switch e.Kind {
+	case HostChanged:
+		return fmt.Sprintf("if %s was reinstalled, replace its line in %s (ssh-keygen -R '%s' -f %s); otherwise do not connect: someone may be in the middle",
+			e.Hop, e.KnownHosts, keyName, e.KnownHosts)
+	case HostRevoked:
+		return "the key is revoked: do not connect"
+	}
+	return fmt.Sprintf("check %s on the server (ssh-keygen -l -f /etc/ssh/ssh_host_%s_key.pub), then add it to %s under the name %s",
+		e.Offered, keyFileType(e.KeyType), e.KnownHosts, keyName)
+}
+
+// probeForwards requests each forward on the server and cancels it at once.
+func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Step)) {
+	abort := func() { server.conn.Close() }
+	timeout := server.ep.ConnectTimeout
+	for _, f := range t.cfg.Forwards {
+		name := "forward " + f.Remote()
+		var (
+			ok    bool
+			reply []byte
+		)
+		err, timedOut := bounded(ctx, timeout, abort, func() error {
+			var err error
+			ok, reply, err = server.client.SendRequest("tcpip-forward", true, ssh.Marshal(&forwardPayload{Addr: f.RemoteHost, Port: uint32(f.RemotePort)}))
+			return err
+		})
+		switch {
+		case timedOut:
+			report(Step{Name: name, Detail: fmt.Sprintf("%s did not answer the tcpip-forward request within %s", server.ep, timeout),
+				Fix: "the server hangs or the link drops packets"})
+			return
+		case err != nil:
+			report(Step{Name: name, Detail: fmt.Sprintf("connection to %s lost: %v", server.ep, err), Fix: "see the server's sshd log"})
+			return
+		}
+		if ok {
+			port := uint32(f.RemotePort)
+			if port == 0 && len(reply) >= 4 {
+				port = binary.BigEndian.Uint32(reply)
+			}
+			detail := fmt.Sprintf("%s allowed it (requested, then cancelled)", server.ep)
+			var cancelled bool
+			cerr, ctimedOut := bounded(ctx, timeout, abort, func() error {
+				var err error
+				cancelled, _, err = server.client.SendRequest("cancel-tcpip-forward", true, ssh.Marshal(&forwardPayload{Addr: f.RemoteHost, Port: port}))
+				return err
+			})
+			if ctimedOut || cerr != nil || !cancelled {
+				detail = fmt.Sprintf("%s allowed it; cancelling it failed, the server frees it when this check disconnects", server.ep)
+			}
+			report(Step{Name: name, OK: true, Detail: detail})
+			if ctimedOut || cerr != nil {
+				return
+			}
+			continue
+		}
+		report(t.refusedStep(ctx, server, f, name))
+	}
+}
+
+// refusedStep explains a refused forward. sshd's refusal carries no reason,
+// so it opens a direct-tcpip channel to the blocking address
+// 255.255.255.255:9 that the guide's lines permit: refused as
+// "administratively prohibited" means port forwarding is off for this key
+// (restrict without port-forwarding, so permitlisten is ignored); a failed
+// connect means forwarding is on and the port itself was refused.
+func (t *Tunnel) refusedStep(ctx context.Context, server *hop, f Forward, name string) Step {
+	s := Step{Name: name, Detail: fmt.Sprintf("%s refused tcpip-forward %s", server.ep, f.Remote())}
+	var derr error
+	_, timedOut := bounded(ctx, server.ep.ConnectTimeout, func() { server.conn.Close() }, func() error {
+		c, err := server.client.Dial("tcp", "255.255.255.255:9")
+		if c != nil {
+			c.Close()
+		}
+		derr = err
+		return err
+	})
+	held := fmt.Sprintf("port held by an older session or not allowed by permitlisten: if rtunnel up runs with this config, it holds the port itself; "+
+		"a dead session keeps it until the server's ClientAlive check drops it (ClientAliveInterval 15, ClientAliveCountMax 3: about 45 s); "+
+		`otherwise the key's line on %s needs permitlisten="%s" (rtunnel authorized-key prints it)`, server.ep, f.Remote())
+	switch {
+	case !timedOut && derr != nil && strings.Contains(derr.Error(), "administratively prohibited"):
+		s.Detail += "; a direct-tcpip open of 255.255.255.255:9 was refused too: port forwarding is off for this key"
+		s.Fix = "permitlisten needs port-forwarding: after restrict, the key's line must also say port-forwarding, or sshd ignores permitlisten and refuses every forward " +
+			"(or sshd_config has AllowTcpForwarding no/local). The line: rtunnel authorized-key --role ... --port " + fmt.Sprint(f.RemotePort)
+	case !timedOut && derr != nil:
+		s.Detail += "; port forwarding itself is on for this key"
+		s.Fix = held
+	default:
+		s.Fix = held + "; also, permitlisten needs port-forwarding on the same line"
+	}
+	return s
+}
+
+// probeLocals dials each forward's local target from this machine.
+func (t *Tunnel) probeLocals(ctx context.Context, report func(Step)) {
+	seen := map[string]bool{}
+	for _, f := range t.cfg.Forwards {
+		if seen[f.Local] {
+			continue
+		}
+		seen[f.Local] = true
+		name := "local target " + f.Local
+		d := net.Dialer{Timeout: t.cfg.Server.ConnectTimeout}
+		c, err := d.DialContext(ctx, "tcp", f.Local)
+		if err != nil {
+			s := Step{Name: name, Detail: "local target refused: " + err.Error(),
+				Fix: fmt.Sprintf("nothing listens on %s as seen from this machine: start the service (for the remote's own sshd: systemctl enable --now ssh) or fix the forward's local:", f.Local)}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				s.Detail = "local target does not answer: " + err.Error()
+				s.Fix = fmt.Sprintf("%s is down, or a firewall drops the packets", f.Local)
+			}
+			report(s)
+			continue
+		}
+		c.Close()
+		report(Step{Name: name, OK: true, Detail: "accepts TCP connections (forward " + f.String() + ")"})
+	}
+}
