@@ -17,8 +17,8 @@ build:
 deps:
 	@bash scripts/install-deps.sh
 
-test: deps
-	@bash scripts/install-deps.sh --bench
+test:
+	@bash scripts/install-deps.sh --test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
@@ -41,7 +41,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 30s ./config/
 	$(GO) test -run XXX -fuzz FuzzParseAddr -fuzztime 30s ./config/
 
-package: build
+package:
 	bash packaging/package.sh
 
 clean:

@@ -18,8 +18,16 @@ need nft nftables
 need pgrep procps
 need git git
 need ping iputils-ping
-if [ "${1:-}" = "--bench" ]; then
+if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
 	need autossh autossh
+fi
+if [ "${1:-}" = "--test" ]; then
+	# deploy/check.sh: alert rules, unit files, shell scripts.
+	need promtool prometheus
+	need shellcheck shellcheck
+	need systemd-analyze systemd
+	need dpkg-deb dpkg
+	need runuser util-linux
 fi
 
 if [ ${#want[@]} -eq 0 ]; then
