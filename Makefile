@@ -20,6 +20,7 @@ deps:
 test:
 	@bash scripts/install-deps.sh --test
 	$(GO) vet ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s >/dev/null && echo "fuzz: 4 targets x 5s: no failures"
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 lint:
@@ -37,9 +38,14 @@ bench:
 soak: deps
 	RTUNNEL_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak ./e2e/...
 
+# Each fuzz target for FUZZTIME; `make test` runs them briefly (CI), and
+# `make fuzz FUZZTIME=10m` for real.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 30s ./config/
-	$(GO) test -run XXX -fuzz FuzzParseAddr -fuzztime 30s ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAddr$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzKnownHosts$$' -fuzztime $(FUZZTIME) ./tunnel/
 
 package:
 	bash packaging/package.sh
