@@ -15,6 +15,9 @@ type fwdState struct {
 	f     Forward
 	label string
 	up    atomic.Bool
+	// asked is set before tcpip-forward is sent: sshd may open the first
+	// forwarded-tcpip channel before its reply has been processed here.
+	asked atomic.Bool
 }
 
 func (f *fwdState) isUp() bool { return f.up.Load() }
@@ -70,6 +73,12 @@ func (s *session) requestForwards(ctx context.Context) error {
 func (s *session) request(ctx context.Context, f *fwdState) (bool, error) {
 	var ok bool
 	timeout := s.server.ep.ConnectTimeout
+	f.asked.Store(true)
+	defer func() {
+		if !ok {
+			f.asked.Store(false)
+		}
+	}()
 	err, timedOut := bounded(ctx, timeout, func() {
 		s.kill(&TimeoutError{Step: "tcpip-forward " + f.f.Remote(), Hop: s.server.ep.String(), After: timeout})
 	}, func() error {
@@ -133,11 +142,11 @@ func (s *session) retryForward(f *fwdState) {
 }
 
 // lookup finds the forward a forwarded-tcpip channel belongs to: only ports
-// we asked for and got.
+// we asked for (and were not refused).
 func (s *session) lookup(addr string, port uint32) *fwdState {
 	var byPort *fwdState
 	for _, f := range s.fwds {
-		if !f.isUp() || uint32(f.f.RemotePort) != port {
+		if !f.asked.Load() || uint32(f.f.RemotePort) != port {
 			continue
 		}
 		if f.f.RemoteHost == addr {
