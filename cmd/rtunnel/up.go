@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -62,6 +63,12 @@ func checked(path string) (*config.Config, error) {
 }
 
 func up(ctx context.Context, path string, stderr io.Writer, hup <-chan struct{}) error {
+	// One P unless the operator says otherwise: like OpenSSH's single
+	// thread, it lets packets batch up between reads, which measured lower
+	// CPU per GiB, higher throughput and lower latency (docs/PERFORMANCE.md).
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	cfg, problems := loadAndCheck(path)
 	if len(problems) > 0 {
 		for _, p := range problems {
