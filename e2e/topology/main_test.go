@@ -9,7 +9,6 @@
 package topology
 
 import (
-	"os"
 	"testing"
 
 	"github.com/rtunnel/rtunnel/internal/daemontest"
@@ -17,13 +16,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	daemontest.Cleanup()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	// The shared binary is removed before goleak looks.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { daemontest.Cleanup() }))
 }
