@@ -3,6 +3,7 @@ package tunnel
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -192,11 +193,13 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 		wg   sync.WaitGroup
 		live []*attempt
 	)
+	pokeCancel, pokeDone := context.CancelFunc(func() {}), chan struct{}(nil)
 	defer func() {
 		close(done)
 		for _, a := range live {
 			a.cancel()
 		}
+		pokeCancel()
 		wg.Wait()
 	}()
 	poking := t.cfg.DialContext == nil && t.staleConn() != nil
@@ -205,10 +208,22 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 		a := &attempt{start: time.Now(), cancel: cancel}
 		live = append(live, a)
 		if poking {
+			// One poke at a time (they share a port), each as long as its
+			// attempt: the kernel repeats both SYNs on the same schedule,
+			// so whenever the attempt's SYN gets through, so does the poke's.
+			pokeCancel()
+			prev := pokeDone
+			pctx, pc := context.WithCancel(actx)
+			pokeCancel, pokeDone = pc, make(chan struct{})
+			finished := pokeDone
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				t.poke(actx, ep)
+				defer close(finished)
+				if prev != nil {
+					<-prev
+				}
+				t.poke(pctx, ep)
 			}()
 		}
 		// Each attempt records its own host key error.
@@ -308,17 +323,25 @@ func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, s
 // connection's own address and port settles it when the link is back: the
 // server's kernel answers it with a challenge ACK (RFC 5961 4.2), ours
 // answers that with a RST, the stale connection is gone and sshd frees its
-// ports. So every first-hop attempt after such a death sends that SYN
-// alongside ("poke"); it is never used as a connection.
+// ports. The same holds after a reset the server did not send (a firewall
+// rejecting on its behalf). So every first-hop attempt after such an end
+// sends that SYN alongside ("poke"); it is never used as a connection.
 type staleConn struct {
 	local *net.TCPAddr // our end of the dead connection
 	since time.Time
 }
 
-const (
-	pokeFor  = 2 * time.Minute        // then the old port is forgotten
-	pokeWait = 500 * time.Millisecond // how long a poke's SYN is kept
-)
+// pokeFor: then the old port is forgotten.
+const pokeFor = 2 * time.Minute
+
+// notClosedByServer reports whether a session ended without the server
+// closing it: silence (keepalive), or a reset that a middlebox may have
+// sent on the server's behalf. The server may still hold it.
+func notClosedByServer(err error) bool {
+	var dead *LinkDeadError
+	var closed *ClosedError
+	return errors.As(err, &dead) || errors.As(err, &closed) && closed.Err != nil && !errors.Is(closed.Err, io.EOF)
+}
 
 func (t *Tunnel) staleConn() *staleConn {
 	t.staleMu.Lock()
@@ -335,20 +358,20 @@ func (t *Tunnel) setStale(s *staleConn) {
 	t.staleMu.Unlock()
 }
 
-// poke sends one SYN from the stale connection's address to ep. A poke
-// that connects proves the server holds nothing on that address: it is
-// reset at once and the old address forgotten.
+// poke connects from the stale connection's address to ep until ctx ends.
+// Its SYN is answered with a challenge ACK while the server holds the
+// stale connection, and our kernel resets that connection whether the poke
+// is still waiting or gone. A poke that connects proves the server holds
+// nothing on that address: it is reset at once and the address forgotten.
 func (t *Tunnel) poke(ctx context.Context, ep *Endpoint) {
 	st := t.staleConn()
 	if st == nil || reuseAddr == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, pokeWait)
-	defer cancel()
 	d := net.Dialer{LocalAddr: st.local, Control: reuseAddr, KeepAlive: -1}
 	c, err := d.DialContext(ctx, "tcp", ep.Addr())
 	if err != nil {
-		return // unanswered (the link is still down), or the address is gone
+		return // ended unanswered (the link is still down), or the address is gone
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)

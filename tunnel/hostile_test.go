@@ -785,9 +785,14 @@ func TestStuckLocalTargetDoesNotStallOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var writer sync.WaitGroup
+	writer.Add(1)
 	go func() {
+		defer writer.Done()
 		stuck.Write(make([]byte, 8<<20)) // blocks once the windows are full
 	}()
+	defer writer.Wait()
+	defer stuck.Close()
 	time.Sleep(300 * time.Millisecond)
 
 	start := time.Now()

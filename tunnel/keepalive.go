@@ -41,7 +41,25 @@ func (s *session) keepalive(h *hop) {
 			}()
 		case <-check.C:
 			silent := time.Since(h.conn.lastHeard())
+			if h.tcp != nil {
+				// Data the kernel took from the server counts, read or not:
+				// x/crypto's read loop stops reading while it waits to
+				// write (it answers a channel close from there), and the
+				// server is alive all the while.
+				if age, ok := lastDataAge(h.tcp); ok && age < silent {
+					silent = age
+				}
+			}
 			if silent >= limit {
+				if h.tcp != nil {
+					data, _ := lastDataAge(h.tcp)
+					ack, _ := lastAckAge(h.tcp)
+					// ACKs without data: the server's kernel is there, its
+					// sshd is not (stopped, or busy for longer than the limit).
+					s.t.log.Debug("keepalive: the server is silent", "hop", h.ep.String(),
+						"read_ago", time.Since(h.conn.lastHeard()).Round(time.Millisecond).String(),
+						"kernel_data_ago", data.String(), "kernel_ack_ago", ack.String())
+				}
 				s.kill(&LinkDeadError{Hop: h.ep.String(), Silent: silent})
 				return
 			}

@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -120,8 +119,7 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	case <-s.dead:
 	}
 	err = s.finish()
-	var dead *LinkDeadError
-	if errors.As(err, &dead) && s.chain[0].tcp != nil {
+	if notClosedByServer(err) && s.chain[0].tcp != nil {
 		t.setStale(&staleConn{local: s.chain[0].tcp.LocalAddr().(*net.TCPAddr), since: time.Now()})
 	}
 	t.obs.Disconnected(t.cfg.Name, err)

@@ -27,13 +27,20 @@ func tuneServerConn(c *net.TCPConn, deadAfter time.Duration) {
 }
 
 const (
-	tcpInfo           = 11 // TCP_INFO, linux/tcp.h
-	tcpiLastAckRecvAt = 56 // offset of tcpi_last_ack_recv (ms) in struct tcp_info
+	tcpInfo            = 11 // TCP_INFO, linux/tcp.h
+	tcpiLastDataRecvAt = 52 // offsets of tcpi_last_data_recv and tcpi_last_ack_recv (ms) in struct tcp_info
+	tcpiLastAckRecvAt  = 56
 )
 
 // lastAckAge is how long ago the kernel last took an ACK from the peer on tc
 // (tcp_info's last_ack_recv); ok is false where it cannot tell.
-func lastAckAge(tc *net.TCPConn) (age time.Duration, ok bool) {
+func lastAckAge(tc *net.TCPConn) (time.Duration, bool) { return tcpInfoAge(tc, tcpiLastAckRecvAt) }
+
+// lastDataAge is how long ago the kernel last received data from the peer
+// on tc, read by us or not (tcp_info's last_data_recv).
+func lastDataAge(tc *net.TCPConn) (time.Duration, bool) { return tcpInfoAge(tc, tcpiLastDataRecvAt) }
+
+func tcpInfoAge(tc *net.TCPConn, offset int) (age time.Duration, ok bool) {
 	raw, err := tc.SyscallConn()
 	if err != nil {
 		return 0, false
@@ -43,8 +50,8 @@ func lastAckAge(tc *net.TCPConn) (age time.Duration, ok bool) {
 		n := uint32(len(info))
 		_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, tcpInfo,
 			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&n)), 0)
-		if e == 0 && n >= tcpiLastAckRecvAt+4 {
-			age = time.Duration(binary.NativeEndian.Uint32(info[tcpiLastAckRecvAt:])) * time.Millisecond
+		if e == 0 && int(n) >= offset+4 {
+			age = time.Duration(binary.NativeEndian.Uint32(info[offset:])) * time.Millisecond
 			ok = true
 		}
 	})

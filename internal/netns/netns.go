@@ -168,12 +168,12 @@ func (h *Host) Blackhole() {
 `, faultTable))
 }
 
-// RejectReset answers every TCP packet on eth0 with a reset, both ways.
+// RejectReset answers every TCP packet arriving on eth0 with a reset. (A
+// rule on output as well would drop the very resets it generates.)
 func (h *Host) RejectReset() {
 	h.Heal()
 	h.nft(fmt.Sprintf(`table inet %[1]s {
 	chain in { type filter hook input priority -100; policy accept; iifname "eth0" meta l4proto tcp reject with tcp reset; }
-	chain out { type filter hook output priority -100; policy accept; oifname "eth0" meta l4proto tcp reject with tcp reset; }
 }
 `, faultTable))
 }
