@@ -217,12 +217,21 @@ func (s *session) serve(nc ssh.NewChannel, f *fwdState) {
 		local.Close()
 		return
 	}
+	pc := &pipeConn{ch: ch, local: local, inDone: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// reqs ends when the channel is closed. A server that closes it
+		// while the local side is silent would otherwise leave the local
+		// socket (and its max_connections slot) open until the target
+		// speaks: close it once what the channel delivered is written.
 		ssh.DiscardRequests(reqs)
+		select {
+		case <-pc.inDone:
+		case <-s.dead:
+		}
+		pc.local.Close()
 	}()
-	pc := &pipeConn{ch: ch, local: local}
 	s.mu.Lock()
 	if s.isDead() {
 		s.mu.Unlock()

@@ -10,8 +10,9 @@ import (
 
 // pipeConn is one forwarded connection: an SSH channel and a local socket.
 type pipeConn struct {
-	ch    ssh.Channel
-	local net.Conn
+	ch     ssh.Channel
+	local  net.Conn
+	inDone chan struct{} // closed when server -> local copying ended
 }
 
 func (p *pipeConn) close() {
@@ -42,7 +43,7 @@ var (
 func (s *session) pipe(pc *pipeConn, f *fwdState) {
 	name := s.t.cfg.Name
 	obs := s.t.obs
-	done := make(chan struct{})
+	done := pc.inDone
 	go func() { // server -> local
 		defer close(done)
 		err := copyCounted(pc.local, pc.ch, func(n int) { obs.Bytes(name, f.label, "in", n) })
