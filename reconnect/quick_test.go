@@ -163,3 +163,31 @@ func TestForwardRefusedFastThenQuickThenGrowth(t *testing.T) {
 		t.Errorf("wait at %v = %v, want grown past the quick phase", at, last)
 	}
 }
+
+// A refused connect (sshd restarting on a live host) is retried every
+// RefusedRetry during the quick phase, then like any other error.
+func TestRefusedConnectRetriedSoonerWhileQuick(t *testing.T) {
+	p := defaults()
+	p.Jitter = 0
+	calls, _ := run(t, p, func(int, func()) error { return errConnRefused }, 124)
+	var want []time.Duration
+	for range 120 { // 0 s .. 29.75 s: 250 ms each
+		want = append(want, DefaultRefusedRetry)
+	}
+	want = append(want, 1*time.Second, 2*time.Second, 4*time.Second, 8*time.Second)
+	if got := waits(calls); !equal(got, want) {
+		t.Fatalf("waits\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestRefusedRetryNeverAboveInitial(t *testing.T) {
+	p := defaults()
+	p.Jitter = 0
+	p.Initial = 100 * time.Millisecond
+	calls, _ := run(t, p, func(int, func()) error { return errConnRefused }, 3)
+	for i, c := range calls {
+		if c.wait != 100*time.Millisecond {
+			t.Errorf("wait %d = %v, want Initial (100ms), which is below RefusedRetry", i, c.wait)
+		}
+	}
+}

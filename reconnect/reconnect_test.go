@@ -13,9 +13,10 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var (
-	errRetry = errors.New("connection refused")
-	errFatal = errors.New("host key changed")
-	errFast  = errors.New("forward refused")
+	errRetry       = errors.New("connection refused")
+	errFatal       = errors.New("host key changed")
+	errFast        = errors.New("forward refused")
+	errConnRefused = errors.New("connection refused by the server's host")
 )
 
 type call struct {
@@ -48,6 +49,7 @@ func run(t *testing.T, p Policy, sessions func(n int, up func()) error, stopAfte
 			},
 			IsPermanent: func(err error) bool { return errors.Is(err, errFatal) },
 			IsFast:      func(err error) bool { return errors.Is(err, errFast) },
+			IsRefused:   func(err error) bool { return errors.Is(err, errConnRefused) },
 			OnRetry: func(attempt int, err error, wait time.Duration) {
 				calls = append(calls, call{at: time.Since(start), wait: wait})
 			},

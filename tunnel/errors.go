@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -257,4 +258,13 @@ func FastRetry(err error) bool {
 // isAuthFailure recognises x/crypto's error for a refused public key.
 func isAuthFailure(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "unable to authenticate")
+}
+
+// Refused reports whether err is the first hop refusing the TCP connect:
+// its host is up but nothing listens on the port, typically sshd
+// restarting. Such attempts are cheap for the server and worth repeating
+// quickly for a short while.
+func Refused(err error) bool {
+	var de *DialError
+	return errors.As(err, &de) && de.Via == "" && errors.Is(de.Err, syscall.ECONNREFUSED)
 }

@@ -103,6 +103,9 @@ func TestClassifyDialRefused(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("err %v does not wrap ECONNREFUSED", err)
 	}
+	if !Refused(err) {
+		t.Errorf("Refused(%v) = false for a refused connect to the first hop", err)
+	}
 	check(t, err, classified{result: ResultDial, words: []string{"cannot connect to rt@127.0.0.1:", "connection refused"}})
 }
 

@@ -98,6 +98,7 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 		},
 		IsPermanent: tunnel.Permanent,
 		IsFast:      tunnel.FastRetry,
+		IsRefused:   tunnel.Refused,
 		OnRetry: func(attempt int, err error, wait time.Duration) {
 			retryLog(tlog, attempt, err, wait)
 			s.health.Retrying(name, attempt, wait, err)

@@ -205,8 +205,9 @@ func staleListener(t *testing.T, l *lab, newAddress bool) {
 
 // Row: the hub's sshd killed (listener and sessions) and started again 3 s
 // later. With the default backoff, traffic flows within 3 s of sshd
-// listening again; the quick phase keeps retries about 1 s apart while the
-// outage is young (reconnect's tests show a hub down for hours gets about
+// listening again: while the outage is young a refused connect (the host is
+// up, sshd is not listening) is retried every 250 ms, other failures every
+// backoff.initial (reconnect's tests show a hub down for hours gets about
 // one attempt a minute).
 func TestHubKilledAndRestarted(t *testing.T) {
 	t.Parallel()
@@ -232,19 +233,23 @@ func TestHubKilledAndRestarted(t *testing.T) {
 	downs := entries(d, from, "tunnel down; will retry")
 	figure(t, "hub restart attempts while down 3 s", len(downs))
 	for _, e := range downs {
-		if w, _ := time.ParseDuration(e.Str("retry_in")); w > 1200*time.Millisecond {
-			t.Errorf("retry_in %s while the outage is young, want <= 1.2s", e.Str("retry_in"))
+		w, _ := time.ParseDuration(e.Str("retry_in"))
+		refused := strings.Contains(e.Str("err"), "connection refused")
+		if refused && (w < 200*time.Millisecond || w > 300*time.Millisecond) || !refused && w > 1200*time.Millisecond {
+			t.Errorf("retry_in %s after %q while the outage is young, want 250ms +-20%% for a refused connect, <= 1.2s otherwise", e.Str("retry_in"), e.Str("err"))
 		}
 	}
-	if len(downs) > 6 {
+	// 3 s at one attempt per >= 200 ms, plus the first failure and slack.
+	if len(downs) > 18 {
 		t.Errorf("%d attempts in about 3 s: hammering", len(downs))
 	}
 }
 
 // Row: an RST storm (every TCP segment reaching the hub answered with a
 // reset) for 40 s. No crash, no tight loop: the attempts follow the backoff
-// schedule (the quick phase at backoff.initial while the outage is younger
-// than 30 s, then growing), and rtunnel barely uses the CPU.
+// schedule (while the outage is younger than 30 s, a refused connect every
+// 250 ms and other failures every backoff.initial; then growing), and
+// rtunnel barely uses the CPU.
 //
 // The rule rejects on input only: netns.Host.RejectReset also rejects on
 // output, which drops the very resets it generates (the peer then sees a
@@ -285,8 +290,12 @@ func TestRSTStorm(t *testing.T) {
 			t.Errorf("retry %d: result %q, want dial (a reset connect)", i, r)
 		}
 		age := logTime(t, e).Sub(first)
-		if age < 29*time.Second && (wait < 400*time.Millisecond || wait > 600*time.Millisecond) {
-			t.Errorf("retry %d at +%v waits %v, want backoff.initial 500ms +-20%% while the outage is young", i, age.Round(time.Millisecond), wait)
+		lo, hi := 400*time.Millisecond, 600*time.Millisecond // backoff.initial +-20%
+		if strings.Contains(e.Str("err"), "connection refused") {
+			lo, hi = 200*time.Millisecond, 300*time.Millisecond // reconnect.DefaultRefusedRetry +-20%
+		}
+		if age < 29*time.Second && (wait < lo || wait > hi) {
+			t.Errorf("retry %d at +%v waits %v, want %v-%v while the outage is young", i, age.Round(time.Millisecond), wait, lo, hi)
 		}
 		grown = max(grown, wait)
 		if i+1 < len(downs) {
@@ -299,8 +308,9 @@ func TestRSTStorm(t *testing.T) {
 	figure(t, "RST storm: attempts in 40 s", len(downs))
 	figure(t, "RST storm: longest wait reached", grown)
 	figure(t, "RST storm: rtunnel CPU time in 40 s", cpu)
-	// At most one attempt per 400 ms for 30 s, then a handful while growing.
-	if len(downs) > 30*1000/400+10 {
+	// At most one attempt per 200 ms (a refused connect, -20 % jitter) for
+	// 30 s, then a handful while growing.
+	if len(downs) > 30*1000/200+10 {
 		t.Errorf("%d attempts in 40 s: too many", len(downs))
 	}
 	if grown < 1600*time.Millisecond {
