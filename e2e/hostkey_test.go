@@ -168,3 +168,35 @@ func TestKnownHostsFormats(t *testing.T) {
 		})
 	}
 }
+
+// With several tunnels a permanent error stops only that tunnel; the
+// process keeps serving the others, and exits 78 only once none is left.
+func TestPermanentErrorStopsOnlyThatTunnel(t *testing.T) {
+	t.Parallel()
+	w := newDirect(t, directOpts{})
+	impostor := sshdtest.Start(t, sshdtest.Options{Name: "impostor"})
+	bad := filepath.Join(t.TempDir(), "known_hosts_bad")
+	lines := impostor.KnownHostsLines("127.0.0.1")
+	for i, l := range lines {
+		lines[i] = strings.Replace(l, fmt.Sprintf("[127.0.0.1]:%d", impostor.Port), fmt.Sprintf("[127.0.0.1]:%d", w.hub.Port), 1)
+	}
+	os.WriteFile(bad, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	cfg := w.config(t, [][2]string{w.sshForward()}, fmt.Sprintf(`  - name: changed
+    server: root@127.0.0.1:%d
+    identity: %s
+    known_hosts: %s
+    forwards: [{remote: "localhost:%d", local: "127.0.0.1:9"}]
+`, w.hub.Port, w.tunnelKey.Private, bad, w.tunnelPort+1))
+	d := daemontest.Start(t, []string{"up", "--config", cfg})
+	e, _, _ := d.WaitFrom(0, 20*time.Second, "the changed tunnel stopping", func(e daemontest.Entry) bool {
+		return e.Msg() == "tunnel stopped: this needs an operator, retrying cannot help" && e.Str("tunnel") == "changed"
+	})
+	if e.Level() != "ERROR" || !strings.Contains(e.Str("err"), "HAS CHANGED") {
+		t.Errorf("stop logged as %s %q", e.Level(), e.Str("err"))
+	}
+	waitForwardUp(t, d, 0, 20*time.Second)
+	w.echoLogin(t)
+	if _, exited := d.Wait(0); exited {
+		t.Fatalf("rtunnel exited (%d) though one tunnel still runs", d.ExitCode())
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"context"
 	"fmt"
 	"io"
@@ -189,6 +190,37 @@ func TestMetricsAndNotifyLifecycle(t *testing.T) {
 		if ipLabel.MatchString(strings.ReplaceAll(k, srv.addr(), "")) {
 			t.Errorf("a metric label carries a peer address: %s", k)
 		}
+	}
+
+	// rtunnel status reads the same state from the daemon.
+	st := daemontest.Start(t, []string{"status", "--config", cfg})
+	if code, ok := st.Wait(10 * time.Second); !ok || code != 0 {
+		t.Fatalf("rtunnel status: exit %d (exited %v)\n%s", code, ok, st.Raw())
+	}
+	table := st.Stdout()
+	for _, want := range []string{"TUNNEL", "hub", "localhost:" + strconv.Itoa(w.tunnelPort) + "->" + srv.addr(), "up", "97.7 KiB"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("rtunnel status lacks %q:\n%s", want, table)
+		}
+	}
+	stj := daemontest.Start(t, []string{"status", "--json", "--config", cfg})
+	if code, ok := stj.Wait(10 * time.Second); !ok || code != 0 {
+		t.Fatalf("rtunnel status --json: exit %d", code)
+	}
+	var status []struct {
+		Name     string `json:"name"`
+		State    string `json:"state"`
+		Forwards []struct {
+			Name    string `json:"name"`
+			Up      bool   `json:"up"`
+			BytesIn int64  `json:"bytes_in"`
+		} `json:"forwards"`
+	}
+	if err := json.Unmarshal([]byte(stj.Stdout()), &status); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, stj.Stdout())
+	}
+	if len(status) != 1 || status[0].State != "up" || len(status[0].Forwards) != 1 || !status[0].Forwards[0].Up || status[0].Forwards[0].BytesIn != 100000 {
+		t.Errorf("status --json = %+v", status)
 	}
 
 	// Down: the hub dies.
