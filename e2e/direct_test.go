@@ -275,7 +275,7 @@ func TestHalfClose(t *testing.T) {
 		n, _ := io.Copy(io.Discard, c) // until the client's EOF
 		fmt.Fprintf(c, "got %d bytes\n", n)
 	})
-	d := w.up(t, w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.addr()}}, ""))
+	d := w.up(t, w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.Addr()}}, ""))
 	waitForwardUp(t, d, 0, 20*time.Second)
 	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(w.tunnelPort), 5*time.Second)
 	if err != nil {
@@ -305,7 +305,7 @@ func TestSIGTERM(t *testing.T) {
 	w := newDirect(t, directOpts{})
 	// An open connection that never finishes: the grace (2 s) must end it.
 	srv := serveLocal(t, "", func(c net.Conn) { io.Copy(io.Discard, c) })
-	d := w.up(t, w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.addr()}}, ""))
+	d := w.up(t, w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.Addr()}}, ""))
 	waitForwardUp(t, d, 0, 20*time.Second)
 	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(w.tunnelPort), 5*time.Second)
 	if err != nil {

@@ -114,7 +114,7 @@ func TestKnownHostsFormats(t *testing.T) {
 	hub := sshdtest.Start(t, sshdtest.Options{Name: "hub", HostKeyTypes: []string{"ed25519", "rsa"},
 		AuthorizedKeys: []string{guideLine(fmt.Sprintf("localhost:%d", port), "255.255.255.255:9", key.PublicLine)}})
 	target := serveLocal(t, "", func(c net.Conn) { io.WriteString(c, "ok\n") })
-	w := &direct{hub: hub, tunnelPort: port, remote: &sshdtest.Server{Addr: target.addr()}}
+	w := &direct{hub: hub, tunnelPort: port, remote: &sshdtest.Server{Addr: target.Addr()}}
 
 	var rsaOnly []string
 	for _, l := range hub.KnownHostsLines("127.0.0.1") {

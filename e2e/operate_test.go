@@ -147,7 +147,7 @@ func TestMetricsAndNotifyLifecycle(t *testing.T) {
 		fmt.Fprintf(c, "got %d bytes\n", n)
 	})
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(sshdtest.FreePort(t))
-	cfg := w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.addr()}}, "")
+	cfg := w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.Addr()}}, "")
 	data, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, append([]byte("metrics: {listen: "+metricsAddr+"}\n"), data...), 0o644)
 	ns := newNotifySocket(t)
@@ -156,7 +156,7 @@ func TestMetricsAndNotifyLifecycle(t *testing.T) {
 	seen := ns.expect(t, "READY=1", 20*time.Second)
 	t.Logf("notify before ready: %q", seen)
 	waitForwardUp(t, d, 0, 10*time.Second)
-	fwd := fmt.Sprintf(`forward="localhost:%d->%s"`, w.tunnelPort, srv.addr())
+	fwd := fmt.Sprintf(`forward="localhost:%d->%s"`, w.tunnelPort, srv.Addr())
 	waitMetric(t, metricsAddr, `rtunnel_tunnel_up{tunnel="hub"}`, 1, 5*time.Second)
 	ns.expect(t, "STATUS=1/1 tunnels up", 5*time.Second)
 	m := scrape(t, metricsAddr)
@@ -187,7 +187,7 @@ func TestMetricsAndNotifyLifecycle(t *testing.T) {
 	waitMetric(t, metricsAddr, `rtunnel_bytes_total{direction="out",`+fwd+`,tunnel="hub"}`, float64(len(reply)), 5*time.Second)
 	waitMetric(t, metricsAddr, `rtunnel_connections_total{`+fwd+`,tunnel="hub"}`, 1, 5*time.Second)
 	for k := range scrape(t, metricsAddr) {
-		if ipLabel.MatchString(strings.ReplaceAll(k, srv.addr(), "")) {
+		if ipLabel.MatchString(strings.ReplaceAll(k, srv.Addr(), "")) {
 			t.Errorf("a metric label carries a peer address: %s", k)
 		}
 	}
@@ -198,7 +198,7 @@ func TestMetricsAndNotifyLifecycle(t *testing.T) {
 		t.Fatalf("rtunnel status: exit %d (exited %v)\n%s", code, ok, st.Raw())
 	}
 	table := st.Stdout()
-	for _, want := range []string{"TUNNEL", "hub", "localhost:" + strconv.Itoa(w.tunnelPort) + "->" + srv.addr(), "up", "97.7 KiB"} {
+	for _, want := range []string{"TUNNEL", "hub", "localhost:" + strconv.Itoa(w.tunnelPort) + "->" + srv.Addr(), "up", "97.7 KiB"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("rtunnel status lacks %q:\n%s", want, table)
 		}
@@ -286,7 +286,7 @@ tunnels:
     known_hosts: %[3]s
     keepalive: {interval: %[7]s, count_max: 3}
     forwards: [{remote: "localhost:%[5]d", local: "%[6]s"}]
-`, hub.Port, key.Private, kh, p1, p2, target.addr(), intervalB)
+`, hub.Port, key.Private, kh, p1, p2, target.Addr(), intervalB)
 		path := filepath.Join(dir, "rtunnel.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)

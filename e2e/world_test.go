@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rtunnel/rtunnel/internal/daemontest"
 	"github.com/rtunnel/rtunnel/internal/sshdtest"
+	"github.com/rtunnel/rtunnel/internal/tcptest"
 )
 
 // guideLine is the setup guide's locked-down authorized_keys line.
@@ -134,62 +134,9 @@ func (w *direct) echoLogin(t *testing.T) {
 	}
 }
 
-// localServer is a TCP server on loopback the tunnel forwards to.
-type localServer struct {
-	ln    net.Listener
-	done  chan struct{}
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-}
-
-// serveLocal accepts connections and runs handle on each until closed.
-func serveLocal(t *testing.T, addr string, handle func(net.Conn)) *localServer {
+// serveLocal runs a TCP server on loopback (addr "" = a free port) that
+// the tunnel forwards to.
+func serveLocal(t *testing.T, addr string, handle func(net.Conn)) *tcptest.Server {
 	t.Helper()
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &localServer{ln: ln, done: make(chan struct{}), conns: map[net.Conn]bool{}}
-	go func() {
-		defer close(s.done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns[c] = true
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer func() {
-					s.mu.Lock()
-					delete(s.conns, c)
-					s.mu.Unlock()
-					c.Close()
-				}()
-				handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
+	return tcptest.Listen(t, addr, func(_ int, c net.Conn) { handle(c) })
 }
-
-func (s *localServer) close() {
-	s.ln.Close()
-	<-s.done
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *localServer) addr() string { return s.ln.Addr().String() }

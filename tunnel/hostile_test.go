@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/rtunnel/rtunnel/internal/tcptest"
 	"io"
 	"log/slog"
 	"net"
@@ -431,57 +432,14 @@ func (r *running) wait(t *testing.T, timeout time.Duration) error {
 	}
 }
 
-// target is a local TCP server the forward points at.
-type target struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-	n     atomic.Int32
-}
-
-func newTarget(t *testing.T, handle func(i int, c net.Conn)) *target {
+// newTarget is a local target on 127.0.0.1 running handle per connection.
+func newTarget(t *testing.T, handle func(i int, c net.Conn)) *tcptest.Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := &target{ln: ln}
-	tg.wg.Add(1)
-	go func() {
-		defer tg.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			i := int(tg.n.Add(1))
-			tg.mu.Lock()
-			tg.conns = append(tg.conns, c)
-			tg.mu.Unlock()
-			tg.wg.Add(1)
-			go func() {
-				defer tg.wg.Done()
-				defer c.Close()
-				handle(i, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		tg.mu.Lock()
-		for _, c := range tg.conns {
-			c.Close()
-		}
-		tg.mu.Unlock()
-		tg.wg.Wait()
-	})
-	return tg
+	return tcptest.Listen(t, "", handle)
 }
 
-func (tg *target) addr() string { return tg.ln.Addr().String() }
-
-func echo(_ int, c net.Conn) { io.Copy(c, c) }
+// echo writes back what it reads.
+var echo = tcptest.Echo
 
 // roundTrip writes msg on ch, half-closes and reads the echo.
 func roundTrip(t *testing.T, ch ssh.Channel, msg []byte) {
@@ -522,7 +480,7 @@ func upWithEcho(t *testing.T, mod func(*Config)) (*testServer, *hubConn, *runnin
 	f := newClientFiles(t, s)
 	l := &logs{}
 	tg := newTarget(t, echo)
-	cfg := baseConfig(s, f, l, tg.addr())
+	cfg := baseConfig(s, f, l, tg.Addr())
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -664,7 +622,7 @@ func TestMaxConnectionsRefusesOverflowAtOnce(t *testing.T) {
 		io.Copy(io.Discard, c)
 	})
 	defer close(release)
-	cfg := baseConfig(s, f, l, tg.addr())
+	cfg := baseConfig(s, f, l, tg.Addr())
 	cfg.MaxConnections = 8
 	r := startSession(t, cfg)
 	r.waitUp(t)
@@ -761,7 +719,7 @@ func TestStuckLocalTargetDoesNotStallOthers(t *testing.T) {
 		}
 		io.Copy(c, c)
 	})
-	cfg := baseConfig(s, f, l, tg.addr())
+	cfg := baseConfig(s, f, l, tg.Addr())
 	cfg.Server.ConnectTimeout = 3 * time.Second
 	cfg.Forwards = append(cfg.Forwards, Forward{RemoteHost: "localhost", RemotePort: 2221, Local: stuckListener(t)})
 	r := startSession(t, cfg)
@@ -834,7 +792,7 @@ func TestStopDuringHeavyTraffic(t *testing.T) {
 		f := newClientFiles(t, s)
 		l := &logs{}
 		tg := newTarget(t, echo)
-		cfg := baseConfig(s, f, l, tg.addr())
+		cfg := baseConfig(s, f, l, tg.Addr())
 		cfg.ShutdownGrace = time.Second
 		r := startSession(t, cfg)
 		r.waitUp(t)

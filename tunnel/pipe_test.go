@@ -23,7 +23,7 @@ func TestChannelClosedWhileLocalSilent(t *testing.T) {
 		<-release // silent, socket open
 	})
 	t.Cleanup(func() { close(release) })
-	cfg := baseConfig(s, f, l, tg.addr())
+	cfg := baseConfig(s, f, l, tg.Addr())
 	cfg.MaxConnections = 1
 	r := startSession(t, cfg)
 	r.waitUp(t)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/rtunnel/rtunnel/internal/tcptest"
 	"io"
 	"net"
 	"net/http"
@@ -12,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -217,84 +217,15 @@ func listenInAddr(t *testing.T, ns, addr string) net.Listener {
 	return ln
 }
 
-// target is a TCP server in a namespace that runs handle on each
-// connection until the test ends.
-type target struct {
-	ln    net.Listener
-	done  chan struct{}
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	n     int
-}
-
-func serve(t *testing.T, ln net.Listener, handle func(i int, c net.Conn)) *target {
-	t.Helper()
-	s := &target{ln: ln, done: make(chan struct{}), conns: map[net.Conn]bool{}}
-	go func() {
-		defer close(s.done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns[c] = true
-			s.n++
-			i := s.n
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer func() {
-					s.mu.Lock()
-					delete(s.conns, c)
-					s.mu.Unlock()
-					c.Close()
-				}()
-				handle(i, c)
-			}()
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
-}
-
 // serveRemote is a target on the remote's loopback: what a forward's
 // local: points at.
-func (l *lab) serveRemote(t *testing.T, handle func(i int, c net.Conn)) *target {
+func (l *lab) serveRemote(t *testing.T, handle func(i int, c net.Conn)) *tcptest.Server {
 	t.Helper()
-	return serve(t, listenIn(t, l.remote.NS, 0), handle)
+	return tcptest.Serve(t, listenIn(t, l.remote.NS, 0), handle)
 }
 
-func (s *target) close() {
-	s.ln.Close()
-	<-s.done
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *target) addr() string { return s.ln.Addr().String() }
-
-// open is how many connections the target holds now.
-func (s *target) open() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
-// accepted is how many connections the target has accepted.
-func (s *target) accepted() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n
-}
-
-func echo(_ int, c net.Conn) { io.Copy(c, c) }
+// echo writes back what it reads.
+var echo = tcptest.Echo
 
 // echoOnce checks one short round trip through the tunnel.
 func (l *lab) echoOnce(timeout time.Duration) error {

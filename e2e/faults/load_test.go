@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/rtunnel/rtunnel/internal/tcptest"
 	"hash"
 	"io"
 	"math/rand/v2"
@@ -81,7 +82,7 @@ func integrity(t *testing.T, size int64) {
 		io.Copy(counted{&down, h}, c)
 		targetDone <- sums{got: hex.EncodeToString(h.Sum(nil)), sent: <-sent}
 	})
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	from := d.Mark()
 	c, err := l.dialHub(tunnelPort, 5*time.Second)
@@ -161,7 +162,7 @@ func TestThousandConnections(t *testing.T) {
 	const n, size = 1000, 64 << 10
 	l := newLab(t, labOpts{})
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}, keepalive: "{interval: 15s, count_max: 3}"})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}, keepalive: "{interval: 15s, count_max: 3}"})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	from := d.Mark()
 
@@ -268,7 +269,7 @@ func TestMaxConnections(t *testing.T) {
 		go func() { <-release; c.Close() }()
 		io.Copy(io.Discard, c)
 	})
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}, extra: "    max_connections: 50\n"})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}, extra: "    max_connections: 50\n"})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	from := d.Mark()
 	var held []net.Conn
@@ -286,10 +287,10 @@ func TestMaxConnections(t *testing.T) {
 	}
 	// Wait until the target holds all 50.
 	deadline := time.Now().Add(10 * time.Second)
-	for tg.open() < 50 && time.Now().Before(deadline) {
+	for tg.Open() < 50 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := tg.open(); got != 50 {
+	if got := tg.Open(); got != 50 {
 		t.Fatalf("the target holds %d connections, want 50", got)
 	}
 	var slowest time.Duration
@@ -314,7 +315,7 @@ func TestMaxConnections(t *testing.T) {
 	if m := len(entries(d, from, "refused a forwarded connection: max_connections reached")); m != 1 {
 		t.Errorf("%d warnings for 150 refusals, want 1 (rate-limited)", m)
 	}
-	if got := tg.accepted(); got != 50 {
+	if got := tg.Accepted(); got != 50 {
 		t.Errorf("the target accepted %d connections, want 50", got)
 	}
 	// Free the slots: new connections are served again.
@@ -324,23 +325,23 @@ func TestMaxConnections(t *testing.T) {
 	}
 	held = nil
 	deadline = time.Now().Add(10 * time.Second)
-	for tg.open() > 0 && time.Now().Before(deadline) {
+	for tg.Open() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	l.serveRemoteCheck(t, tg)
 }
 
 // serveRemoteCheck opens one more connection and checks the target takes it.
-func (l *lab) serveRemoteCheck(t *testing.T, tg *target) {
+func (l *lab) serveRemoteCheck(t *testing.T, tg *tcptest.Server) {
 	t.Helper()
-	before := tg.accepted()
+	before := tg.Accepted()
 	c, err := l.dialHub(tunnelPort, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	deadline := time.Now().Add(5 * time.Second)
-	for tg.accepted() == before {
+	for tg.Accepted() == before {
 		if time.Now().After(deadline) {
 			t.Fatal("no connection served after the slots were freed")
 		}
@@ -372,7 +373,7 @@ func TestStuckTargetDoesNotStallOthers(t *testing.T) {
 	chain in { type filter hook input priority -100; policy accept; tcp dport %d drop; }
 }
 `, stuckPort))
-	d := l.up(t, tun{connectTimeout: "5s", forwards: [][2]string{{"localhost:2220", tg.addr()}, {"localhost:2221", stuck.Addr().String()}}})
+	d := l.up(t, tun{connectTimeout: "5s", forwards: [][2]string{{"localhost:2220", tg.Addr()}, {"localhost:2221", stuck.Addr().String()}}})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	_, idx, _ := d.WaitMsg(0, 20*time.Second, "forward up")
 	d.WaitMsg(idx+1, 20*time.Second, "forward up")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rtunnel/rtunnel/internal/tcptest"
 	"io"
 	"net"
 	"os"
@@ -30,7 +31,7 @@ func TestLinkBlackholed(t *testing.T) {
 	l := newLab(t, labOpts{hubExtra: "ClientAliveInterval 15\nClientAliveCountMax 3\n"})
 	tg := l.serveRemote(t, echo)
 	// Defaults for connect_timeout (15 s) and backoff; keepalive 1 s x 3.
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	l.waitTraffic(t, 5*time.Second)
 
@@ -76,7 +77,7 @@ func TestHandshakeStartedOnALossyLink(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labOpts{})
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}, connectTimeout: "15s"})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}, connectTimeout: "15s"})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 
 	port := l.sshd.Port
@@ -130,7 +131,7 @@ func TestStaleListenerNewAddress(t *testing.T) {
 
 func staleListener(t *testing.T, l *lab, newAddress bool) {
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	l.waitTraffic(t, 5*time.Second)
 	old := l.listenInode(tunnelPort)
@@ -213,7 +214,7 @@ func TestHubKilledAndRestarted(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labOpts{})
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	l.waitTraffic(t, 5*time.Second)
 
@@ -258,7 +259,7 @@ func TestRSTStorm(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labOpts{})
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}},
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}},
 		backoff: "{initial: 500ms, max: 4s, multiplier: 2, jitter: 0.2, reset_after: 60s}"})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 
@@ -339,7 +340,7 @@ func TestHubNameDoesNotResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{server: fmt.Sprintf("root@%s:%d", name, l.sshd.Port), forwards: [][2]string{{"localhost:2220", tg.addr()}}})
+	d := l.up(t, tun{server: fmt.Sprintf("root@%s:%d", name, l.sshd.Port), forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
 	var last int
 	for i := 0; i < 3; i++ {
 		e, idx, _ := d.WaitMsg(last, 20*time.Second, "tunnel down; will retry")
@@ -375,7 +376,7 @@ func TestServerNeverSpeaksSSH(t *testing.T) {
 	ln := listenInAddr(t, l.hub.NS, l.hub.IP+":2222")
 	var mu sync.Mutex
 	var accepts []time.Time
-	serve(t, ln, func(_ int, c net.Conn) {
+	tcptest.Serve(t, ln, func(_ int, c net.Conn) {
 		mu.Lock()
 		accepts = append(accepts, time.Now())
 		mu.Unlock()
@@ -388,7 +389,7 @@ func TestServerNeverSpeaksSSH(t *testing.T) {
 	}
 	tg := l.serveRemote(t, echo)
 	d := l.up(t, tun{server: "root@" + l.hub.IP + ":2222", knownHosts: kh, connectTimeout: "3s",
-		forwards: [][2]string{{"localhost:2220", tg.addr()}}})
+		forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
 	e1, i1, _ := d.WaitMsg(0, 15*time.Second, "tunnel down; will retry")
 	e2, _, _ := d.WaitMsg(i1+1, 15*time.Second, "tunnel down; will retry")
 	for _, e := range []map[string]any{e1, e2} {
@@ -417,7 +418,7 @@ func TestKeyRemovedThenRestored(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labOpts{})
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	from := d.Mark()
 	l.sshd.SetAuthorizedKeys(t, nil)

@@ -46,7 +46,7 @@ func TestSoak(t *testing.T) {
 	}
 	l := newLab(t, labOpts{})
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}, metrics: true,
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}, metrics: true,
 		keepalive: "{interval: 500ms, count_max: 2}",
 		backoff:   "{initial: 100ms, max: 1s, multiplier: 2, jitter: 0.2, reset_after: 0s}"})
 	d.WaitMsg(0, 20*time.Second, "forward up")
@@ -150,7 +150,7 @@ func (l *lab) settled(t *testing.T, pid int) usage {
 func TestSIGTERMUnderTraffic(t *testing.T) {
 	l := newLab(t, labOpts{})
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.addr()}}, grace: "2s", metrics: true})
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}, grace: "2s", metrics: true})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 
 	var moved atomic.Int64
@@ -186,7 +186,7 @@ func TestSIGTERMUnderTraffic(t *testing.T) {
 	}()
 	time.Sleep(2 * time.Second)
 	before := l.usage(t, d.PID())
-	t.Logf("under traffic: %v, %d connections at the target", before, tg.open())
+	t.Logf("under traffic: %v, %d connections at the target", before, tg.Open())
 
 	start := time.Now()
 	d.Signal(syscall.SIGTERM)
@@ -217,10 +217,10 @@ func TestSIGTERMUnderTraffic(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for tg.open() > 0 && time.Now().Before(deadline) {
+	for tg.Open() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := tg.open(); n != 0 {
+	if n := tg.Open(); n != 0 {
 		t.Errorf("%d connections still open at the target after rtunnel exited", n)
 	}
 	// The hub let go of the port and the session.
