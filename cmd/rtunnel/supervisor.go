@@ -51,6 +51,7 @@ func newSupervisor(log *slog.Logger, h *health.Health, n *health.Notifier, cfg *
 
 // sameTunnel compares two tunnel specs, ignoring where they sit in the file.
 func sameTunnel(a, b config.Tunnel) bool {
+	a, b = cloneTunnel(a), cloneTunnel(b) // the line fields are cleared below
 	a.Line, b.Line = 0, 0
 	a.Server.Line, b.Server.Line = 0, 0
 	for i := range a.Forwards {
