@@ -69,7 +69,7 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 		}, t),
 		connectAttempts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtunnel_connect_attempts_total",
-			Help: "Connection attempts by outcome (ok, dial, handshake, hostkey, auth, forward_refused, timeout, other).",
+			Help: "Connection attempts by outcome (ok, dial, handshake, hostkey, auth, forward_refused, timeout, closed, other).",
 		}, []string{"tunnel", "result"}),
 		reconnects: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtunnel_reconnects_total",
