@@ -81,12 +81,10 @@ func up(ctx context.Context, path string, stderr io.Writer, hup <-chan struct{})
 	h := health.New(version)
 
 	// Bind the metrics endpoint before anything runs: a taken port is an
-	// error now, not a silent gap in monitoring later.
+	// error now, not a silent gap in monitoring later. (config.Parse has
+	// already refused a non-loopback address without allow_remote.)
 	var ln net.Listener
 	if cfg.Metrics != nil {
-		if err := health.CheckListen(cfg.Metrics.Listen, cfg.Metrics.AllowRemote); err != nil {
-			return &exitError{code: exitConfig, err: fmt.Errorf("%s: metrics.listen: %v", path, err)}
-		}
 		var err error
 		ln, err = net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
