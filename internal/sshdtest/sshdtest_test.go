@@ -199,16 +199,7 @@ func TestStopEndsSessionsAndRestarts(t *testing.T) {
 	wait := startSession(t, srv, key, kh)
 	srv.WaitLog(t, "Accepted publickey for root", 10*time.Second)
 
-	pids := srv.SessionPIDs()
-	if len(pids) == 0 {
-		t.Fatal("SessionPIDs is empty while ssh -N is connected")
-	}
-	for _, pid := range pids {
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err != nil || !strings.HasPrefix(string(comm), "sshd") {
-			t.Errorf("session pid %d: comm %q, %v", pid, comm, err)
-		}
-	}
+	pids := settledSessionPIDs(t, srv, 10*time.Second)
 	t.Logf("session PIDs while connected: %v", pids)
 
 	start := time.Now()
@@ -234,6 +225,37 @@ func TestStopEndsSessionsAndRestarts(t *testing.T) {
 	if out, errOut, code := runSSH(t, srv, key, kh); code != 0 || out != "hello\n" {
 		t.Fatalf("after Stop and Restart: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+// settledSessionPIDs waits until the session processes sshd forked for one
+// login have settled: "Accepted publickey" is logged by the monitor while the
+// pre-auth child may still be exiting, so a listing taken at that moment can
+// name a process that is gone a moment later. It returns the first listing
+// that is non-empty, names only live sshd processes, and is the same on two
+// reads 50 ms apart.
+func settledSessionPIDs(t *testing.T, srv *Server, timeout time.Duration) []int {
+	t.Helper()
+	var last []int
+	var why string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		pids := srv.SessionPIDs()
+		why = ""
+		if len(pids) == 0 {
+			why = "SessionPIDs is empty while ssh -N is connected"
+		}
+		for _, pid := range pids {
+			comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			if err != nil || !strings.HasPrefix(string(comm), "sshd") {
+				why = fmt.Sprintf("session pid %d: comm %q, %v", pid, comm, err)
+			}
+		}
+		if why == "" && slices.Equal(pids, last) {
+			return pids
+		}
+		last = pids
+	}
+	t.Fatalf("session processes did not settle within %v: last listing %v: %s", timeout, last, why)
+	return nil
 }
 
 func TestKillFreesPort(t *testing.T) {
