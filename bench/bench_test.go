@@ -174,6 +174,8 @@ func TestBenchSmoke(t *testing.T) {
 				switch {
 				case strings.HasSuffix(m.Key, ".overflows"):
 					bad = v < 0
+				case strings.HasSuffix(m.Key, ".lost"):
+					bad = v != 0
 				case strings.HasSuffix(m.Key, ".failures") || strings.HasSuffix(m.Key, ".stalls"):
 					// Failures must be zero; stalls are a measurement, not a correctness check.
 					bad = v < 0 || (strings.HasSuffix(m.Key, ".failures") && v != 0)
@@ -238,12 +240,12 @@ func measureClient(t *testing.T, w *world, p params, c clientSpec, col *collecto
 		r := w.start(t, c, gcm, 1)
 		if p.runs("memory") {
 			time.Sleep(p.settle)
-			rss, pss, _ := treeMem(r.pid)
-			col.add("memory.idle1.rss", c.name, rss/1e6)
-			col.add("memory.idle1.pss", c.name, pss/1e6)
-			cr := concurrent(r, w.pat, p.activeConns, p.concSize, func() {
-				rss, _, _ := treeMem(r.pid)
-				col.add("memory.active.rss", c.name, rss/1e6)
+			m := treeMem(r.pid)
+			col.add("memory.idle1.rss", c.name, m.rss/1e6)
+			col.add("memory.idle1.pss", c.name, m.pss/1e6)
+			col.add("memory.idle1.anon", c.name, m.anon/1e6)
+			cr := concurrent(r, w.target, w.pat, p.activeConns, p.concSize, func() {
+				col.add("memory.active.rss", c.name, treeMem(r.pid).rss/1e6)
 			})
 			if cr.failures > 0 {
 				t.Errorf("%s: %d of %d held connections failed, first: %v", c.name, cr.failures, p.activeConns, cr.firstErr)
@@ -270,7 +272,7 @@ func measureClient(t *testing.T, w *world, p params, c clientSpec, col *collecto
 		if p.runs("concurrency") {
 			for _, n := range p.conc {
 				ov0, _ := listenOverflows()
-				cr := concurrent(r, w.pat, n, p.concSize, nil)
+				cr := concurrent(r, w.target, w.pat, n, p.concSize, nil)
 				ov1, _ := listenOverflows()
 				if cr.failures > 0 {
 					t.Logf("%s: %d of %d concurrent connections failed (listen overflows meanwhile: %d), first: %v", c.name, cr.failures, n, ov1-ov0, cr.firstErr)
@@ -278,6 +280,7 @@ func measureClient(t *testing.T, w *world, p params, c clientSpec, col *collecto
 				col.add(fmt.Sprintf("concurrency.%d.overflows", n), c.name, float64(ov1-ov0))
 				col.add(fmt.Sprintf("concurrency.%d.wall", n), c.name, cr.wall)
 				col.add(fmt.Sprintf("concurrency.%d.failures", n), c.name, float64(cr.failures))
+				col.add(fmt.Sprintf("concurrency.%d.lost", n), c.name, float64(cr.lost))
 			}
 		}
 		r.stop()
@@ -290,9 +293,10 @@ func measureClient(t *testing.T, w *world, p params, c clientSpec, col *collecto
 	if p.runs("memory") {
 		r := w.start(t, c, gcm, p.fwdMany)
 		time.Sleep(p.settle)
-		rss, pss, _ := treeMem(r.pid)
-		col.add("memory.idleN.rss", c.name, rss/1e6)
-		col.add("memory.idleN.pss", c.name, pss/1e6)
+		m := treeMem(r.pid)
+		col.add("memory.idleN.rss", c.name, m.rss/1e6)
+		col.add("memory.idleN.pss", c.name, m.pss/1e6)
+		col.add("memory.idleN.anon", c.name, m.anon/1e6)
 		r.stop()
 	}
 	if p.runs("recovery") && c.kind != "ssh" {

@@ -90,29 +90,35 @@ func treeCPU(root int) (float64, int) {
 	return float64(ticks) / clkTck, len(procs)
 }
 
-// treeMem sums Rss and Pss (bytes) from /proc/PID/smaps_rollup over root's
-// tree.
-func treeMem(root int) (rss, pss float64, n int) {
-	for _, p := range tree(root) {
-		r, s, ok := smapsRollup(p.pid)
-		if !ok {
-			continue
-		}
-		rss += r
-		pss += s
-		n++
-	}
-	return rss, pss, n
+// mem is one process tree's memory, in bytes, summed from
+// /proc/PID/smaps_rollup.
+type mem struct {
+	rss  float64 // resident, file-backed and anonymous
+	pss  float64 // resident, shared pages divided among their users
+	anon float64 // anonymous: what only swap could take back (heap, stacks)
 }
 
-func smapsRollup(pid int) (rss, pss float64, ok bool) {
+// treeMem sums root's tree's smaps_rollup.
+func treeMem(root int) mem {
+	var m mem
+	for _, p := range tree(root) {
+		if pm, ok := smapsRollup(p.pid); ok {
+			m.rss += pm.rss
+			m.pss += pm.pss
+			m.anon += pm.anon
+		}
+	}
+	return m
+}
+
+func smapsRollup(pid int) (m mem, ok bool) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
 	if err != nil {
-		return 0, 0, false
+		return mem{}, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
-	var gotR, gotP bool
+	var got int
 	for sc.Scan() {
 		k, v, found := strings.Cut(sc.Text(), ":")
 		if !found {
@@ -128,12 +134,14 @@ func smapsRollup(pid int) (rss, pss float64, ok bool) {
 		}
 		switch k {
 		case "Rss":
-			rss, gotR = kb*1024, true
+			m.rss, got = kb*1024, got|1
 		case "Pss":
-			pss, gotP = kb*1024, true
+			m.pss, got = kb*1024, got|2
+		case "Anonymous":
+			m.anon, got = kb*1024, got|4
 		}
 	}
-	return rss, pss, gotR && gotP
+	return m, got == 7
 }
 
 // listenOverflows is the kernel's TcpExt ListenOverflows counter: SYNs or

@@ -76,19 +76,22 @@ func metricDefs(conc []int, activeConns, fwdMany int) []metricDef {
 	}
 	for _, n := range conc {
 		wall := metricDef{Key: fmt.Sprintf("concurrency.%d.wall", n), Label: fmt.Sprintf("%d concurrent x 64 KiB echo, wall", n), Unit: "s"}
-		fail := metricDef{Key: fmt.Sprintf("concurrency.%d.failures", n), Label: fmt.Sprintf("%d concurrent, failures", n), Unit: "count"}
+		fail := metricDef{Key: fmt.Sprintf("concurrency.%d.failures", n), Label: fmt.Sprintf("%d concurrent, failures (all causes)", n), Unit: "count"}
+		lost := metricDef{Key: fmt.Sprintf("concurrency.%d.lost", n), Label: fmt.Sprintf("%d concurrent, failures after reaching the remote target", n), Unit: "count"}
 		if n >= 1000 {
 			wall.Target, wall.check = "<= 1.0x best peer", vsBest(false, 1, peers...)
-			fail.Target, fail.check = "0", atMost(0)
+			lost.Target, lost.check = "0", atMost(0)
 		}
 		ov := metricDef{Key: fmt.Sprintf("concurrency.%d.overflows", n), Label: fmt.Sprintf("%d concurrent, hub listen-queue overflows (kernel)", n), Unit: "count"}
-		d = append(d, wall, fail, ov)
+		d = append(d, wall, fail, lost, ov)
 	}
 	d = append(d,
 		metricDef{Key: "memory.idle1.rss", Label: "idle RSS, 1 forward", Unit: "MB", Target: "<= autossh+ssh", check: vsBest(false, 1, "autossh")},
 		metricDef{Key: "memory.idle1.pss", Label: "idle PSS, 1 forward", Unit: "MB"},
+		metricDef{Key: "memory.idle1.anon", Label: "idle anonymous memory, 1 forward", Unit: "MB"},
 		metricDef{Key: "memory.idleN.rss", Label: fmt.Sprintf("idle RSS, %d forwards", fwdMany), Unit: "MB", Target: "<= autossh+ssh", check: vsBest(false, 1, "autossh")},
 		metricDef{Key: "memory.idleN.pss", Label: fmt.Sprintf("idle PSS, %d forwards", fwdMany), Unit: "MB"},
+		metricDef{Key: "memory.idleN.anon", Label: fmt.Sprintf("idle anonymous memory, %d forwards", fwdMany), Unit: "MB"},
 		metricDef{Key: "memory.active.rss", Label: fmt.Sprintf("RSS with %d connections open", activeConns), Unit: "MB"},
 		metricDef{Key: "recovery", Label: "recovery after hub restart", Unit: "s", Target: "<= autossh", check: vsBest(false, 1, "autossh")},
 	)

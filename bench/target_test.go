@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -113,13 +114,14 @@ func readStream(r io.Reader, n int64, verify string) ([]byte, error) {
 }
 
 type target struct {
-	ln     net.Listener
-	pat    *pattern
-	verify string
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	ln       net.Listener
+	accepted atomic.Int64 // connections the target has accepted, ever
+	pat      *pattern
+	verify   string
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	closed   bool
 }
 
 func startTarget(t testing.TB, pat *pattern, verify string) *target {
@@ -151,6 +153,7 @@ func (tg *target) acceptLoop() {
 			return
 		}
 		tg.conns[c] = struct{}{}
+		tg.accepted.Add(1)
 		tg.wg.Add(1)
 		tg.mu.Unlock()
 		go func() {

@@ -106,14 +106,21 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 type concResult struct {
 	wall     float64 // seconds until every connection finished its echo
 	failures int
+	// lost counts failed connections that had reached the remote side's
+	// target: the client accepted the forwarded connection and dialed the
+	// target, and the exchange still failed. The other failures never got
+	// past the hub (its listen queue or its own refusals) or were refused by
+	// the client before it dialed the target.
+	lost     int
 	firstErr error
 }
 
 // concurrent opens n connections at once through forward 0, each echoing
 // size bytes. If during is set, all connections stay open after their echo
 // until during has run.
-func concurrent(r *running, pat *pattern, n, size int, during func()) concResult {
+func concurrent(r *running, tg *target, pat *pattern, n, size int, during func()) concResult {
 	msg := pat.buf[:size]
+	accepted0 := tg.accepted.Load()
 	start := make(chan struct{})
 	release := make(chan struct{})
 	errs := make(chan error, n)
@@ -149,6 +156,9 @@ func concurrent(r *running, pat *pattern, n, size int, during func()) concResult
 		}
 	}
 	res.wall = time.Since(t0).Seconds()
+	// Every connection has finished its echo or failed, so every one that
+	// got through has been accepted by now.
+	res.lost = int(tg.accepted.Load()-accepted0) - (n - res.failures)
 	if during != nil {
 		during()
 	}
