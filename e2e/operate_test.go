@@ -345,3 +345,29 @@ tunnels:
 		}
 	}
 }
+
+// rtunnel runs with one P and a GC goal of 400 unless the operator's
+// environment says otherwise, and its startup line reports what is in force.
+func TestRuntimeSettingsDefaultAndOverride(t *testing.T) {
+	t.Parallel()
+	w := newDirect(t, directOpts{})
+	cfg := w.config(t, [][2]string{w.sshForward()}, "")
+	for _, c := range []struct {
+		env         []string
+		procs, gogc string
+	}{
+		{[]string{"GOMAXPROCS=", "GOGC="}, "1", "400"},
+		{[]string{"GOMAXPROCS=2", "GOGC=100"}, "2", "100"},
+	} {
+		d := daemontest.Start(t, []string{"up", "--config", cfg}, c.env...)
+		e, _, _ := d.WaitMsg(0, 10*time.Second, "starting")
+		if e.Str("gomaxprocs") != c.procs || e.Str("gogc") != c.gogc {
+			t.Errorf("with %q: starting line says gomaxprocs=%s gogc=%s, want %s and %s",
+				c.env, e.Str("gomaxprocs"), e.Str("gogc"), c.procs, c.gogc)
+		}
+		d.Signal(syscall.SIGTERM)
+		if code, ok := d.Wait(10 * time.Second); !ok || code != 0 {
+			t.Fatalf("with %q: exit %d (exited: %v), want a clean stop", c.env, code, ok)
+		}
+	}
+}
