@@ -253,6 +253,13 @@ func measureClient(t *testing.T, w *world, p params, c clientSpec, col *collecto
 		}
 		if p.runs("throughput") {
 			measureThroughput(t, w, p, c, r, col)
+			if p.runs("memory") {
+				// What the 200 connections above and the transfers leave
+				// resident once the client is idle again (rtunnel lowers
+				// its GC goal and collects on its next 1 s tick).
+				time.Sleep(p.settle + time.Second)
+				col.add("memory.aftertransfer.rss", c.name, treeMem(r.pid).rss/1e6)
+			}
 		}
 		if p.runs("latency") {
 			for _, m := range []struct {

@@ -93,6 +93,7 @@ func metricDefs(conc []int, activeConns, fwdMany int) []metricDef {
 		metricDef{Key: "memory.idleN.pss", Label: fmt.Sprintf("idle PSS, %d forwards", fwdMany), Unit: "MB"},
 		metricDef{Key: "memory.idleN.anon", Label: fmt.Sprintf("idle anonymous memory, %d forwards", fwdMany), Unit: "MB"},
 		metricDef{Key: "memory.active.rss", Label: fmt.Sprintf("RSS with %d connections open", activeConns), Unit: "MB"},
+		metricDef{Key: "memory.aftertransfer.rss", Label: fmt.Sprintf("RSS idle again after the %d connections and the aes128-gcm transfers", activeConns), Unit: "MB"},
 		metricDef{Key: "recovery", Label: "recovery after hub restart", Unit: "s", Target: "<= autossh", check: vsBest(false, 1, "autossh")},
 	)
 	return d

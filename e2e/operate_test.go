@@ -91,7 +91,7 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, "rtunnel_") {
+		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, "rtunnel_") && !strings.HasPrefix(line, "go_gc_gogc_percent ") {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
@@ -346,7 +346,7 @@ tunnels:
 	}
 }
 
-// rtunnel runs with one P and a GC goal of 400 unless the operator's
+// rtunnel runs with one P and an adaptive GC goal unless the operator's
 // environment says otherwise, and its startup line reports what is in force.
 func TestRuntimeSettingsDefaultAndOverride(t *testing.T) {
 	t.Parallel()
@@ -356,7 +356,7 @@ func TestRuntimeSettingsDefaultAndOverride(t *testing.T) {
 		env         []string
 		procs, gogc string
 	}{
-		{[]string{"GOMAXPROCS=", "GOGC="}, "1", "400"},
+		{[]string{"GOMAXPROCS=", "GOGC="}, "1", "adaptive"},
 		{[]string{"GOMAXPROCS=2", "GOGC=100"}, "2", "100"},
 	} {
 		d := daemontest.Start(t, []string{"up", "--config", cfg}, c.env...)
@@ -370,4 +370,54 @@ func TestRuntimeSettingsDefaultAndOverride(t *testing.T) {
 			t.Fatalf("with %q: exit %d (exited: %v), want a clean stop", c.env, code, ok)
 		}
 	}
+}
+
+// The GC goal rises while a transfer runs through the tunnel and is back at
+// Go's default once it stops (cmd/rtunnel/gcgoal.go), as the runtime itself
+// reports it on /metrics.
+func TestGCGoalFollowsTraffic(t *testing.T) {
+	t.Parallel()
+	w := newDirect(t, directOpts{})
+	srv := serveLocal(t, "", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(sshdtest.FreePort(t))
+	cfg := w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.Addr()}}, "")
+	data, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append([]byte("metrics: {listen: "+metricsAddr+"}\n"), data...), 0o644)
+	d := daemontest.Start(t, []string{"up", "--config", cfg}, "GOGC=")
+	waitForwardUp(t, d, 0, 20*time.Second)
+	const gogc = "go_gc_gogc_percent"
+	waitMetric(t, metricsAddr, gogc, 100, 5*time.Second)
+
+	// hub -> remote: the direction whose packets x/crypto allocates.
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(w.tunnelPort), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(90 * time.Second))
+	sent := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 256<<10)
+		var err error
+		for i := 0; i < 2048 && err == nil; i++ { // 512 MiB at most
+			_, err = c.Write(buf)
+		}
+		sent <- err
+	}()
+	highest := 0.0
+	for deadline := time.Now().Add(60 * time.Second); highest <= 100 && time.Now().Before(deadline); {
+		if v, ok := scrape(t, metricsAddr)[gogc]; ok && v > highest {
+			highest = v
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.Close() // stop the transfer
+	if err := <-sent; err != nil && highest <= 100 {
+		t.Fatalf("transfer ended (%v) before the GC goal rose", err)
+	}
+	if highest <= 100 {
+		t.Fatalf("%s stayed at %v during the transfer, want above 100", gogc, highest)
+	}
+	t.Logf("GOGC during the transfer: %v", highest)
+	waitMetric(t, metricsAddr, gogc, 100, 5*time.Second)
 }

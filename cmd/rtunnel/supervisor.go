@@ -22,6 +22,7 @@ type supervisor struct {
 	health   *health.Health
 	notifier *health.Notifier
 	beat     *health.Heartbeat
+	gc       *gcGoal // nil when the operator set GOGC
 
 	cfg     *config.Config
 	tunnels map[string]*running
@@ -178,6 +179,7 @@ func (s *supervisor) run(ctx context.Context, hup <-chan struct{}, reload func()
 			}
 			return nil
 		case <-tick.C:
+			s.gc.tick()
 		case r := <-s.ended:
 			stopped[r.name] = true
 			if len(stopped) == len(s.tunnels) {

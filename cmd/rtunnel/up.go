@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -70,15 +69,6 @@ func up(ctx context.Context, path string, stderr io.Writer, hup <-chan struct{})
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
-	// A GC goal of 5x the live heap unless the operator says otherwise.
-	// x/crypto allocates a fresh buffer for every received packet, so a
-	// transfer makes a GiB of garbage per GiB; with the default goal (and
-	// its 4 MB floor) a GC cycle ran every few MB. 400 cut CPU per GiB
-	// received by about a third on the benchmark, with no change in idle
-	// RSS or RSS under 200 connections (docs/PERFORMANCE.md).
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 	cfg, problems := loadAndCheck(path)
 	if len(problems) > 0 {
 		for _, p := range problems {
@@ -101,12 +91,21 @@ func up(ctx context.Context, path string, stderr io.Writer, hup <-chan struct{})
 			return &exitError{code: exitFail, err: fmt.Errorf("metrics endpoint: %v", err)}
 		}
 	}
+	// The GC goal follows the traffic (gcgoal.go) unless the operator set GOGC.
+	var gc *gcGoal
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		gc, gogc = newGCGoal(), "adaptive"
+		gc.watch()
+		defer gc.stop()
+	}
 	log.Info("starting", "version", version, "config", path, "tunnels", len(cfg.Tunnels),
-		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gcPercent())
+		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc)
 
 	notifier := health.NewNotifier()
 	notifier.Logger = log
 	sup := newSupervisor(log, h, notifier, cfg)
+	sup.gc = gc
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
@@ -144,11 +143,4 @@ func up(ctx context.Context, path string, stderr io.Writer, hup <-chan struct{})
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// gcPercent reads the GC goal in force (SetGCPercent returns the old value).
-func gcPercent() int {
-	p := debug.SetGCPercent(-1)
-	debug.SetGCPercent(p)
-	return p
 }
