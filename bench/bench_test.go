@@ -240,10 +240,7 @@ func measureClient(t *testing.T, w *world, p params, c clientSpec, col *collecto
 		r := w.start(t, c, gcm, 1)
 		if p.runs("memory") {
 			time.Sleep(p.settle)
-			m := treeMem(r.pid)
-			col.add("memory.idle1.rss", c.name, m.rss/1e6)
-			col.add("memory.idle1.pss", c.name, m.pss/1e6)
-			col.add("memory.idle1.anon", c.name, m.anon/1e6)
+			addIdleMem(col, "memory.idle1", c.name, treeMem(r.pid))
 			cr := concurrent(r, w.target, w.pat, p.activeConns, p.concSize, func() {
 				col.add("memory.active.rss", c.name, treeMem(r.pid).rss/1e6)
 			})
@@ -300,10 +297,7 @@ func measureClient(t *testing.T, w *world, p params, c clientSpec, col *collecto
 	if p.runs("memory") {
 		r := w.start(t, c, gcm, p.fwdMany)
 		time.Sleep(p.settle)
-		m := treeMem(r.pid)
-		col.add("memory.idleN.rss", c.name, m.rss/1e6)
-		col.add("memory.idleN.pss", c.name, m.pss/1e6)
-		col.add("memory.idleN.anon", c.name, m.anon/1e6)
+		addIdleMem(col, "memory.idleN", c.name, treeMem(r.pid))
 		r.stop()
 	}
 	if p.runs("recovery") && c.kind != "ssh" {
@@ -316,6 +310,14 @@ func measureClient(t *testing.T, w *world, p params, c clientSpec, col *collecto
 		}
 		r.stop()
 	}
+}
+
+// addIdleMem records an idle client's memory, in MB, under key.rss, .pss and
+// .anon.
+func addIdleMem(col *collector, key, client string, m mem) {
+	col.add(key+".rss", client, m.rss/1e6)
+	col.add(key+".pss", client, m.pss/1e6)
+	col.add(key+".anon", client, m.anon/1e6)
 }
 
 func measureThroughput(t *testing.T, w *world, p params, c clientSpec, r *running, col *collector) {
