@@ -20,11 +20,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { # a port nobody listens on, from a range away from the guide's
+# Ports come from below the kernel's ephemeral range, so that no outgoing
+# connection can take one between this check and sshd's bind (a listener
+# cannot bind a port an established connection is using), and away from the
+# guide's 22xx.
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+port_lo=10000 port_hi=$((ephemeral_low - 1))
+if [ "$port_hi" -le $((port_lo + 1000)) ]; then port_lo=20000 port_hi=39999; fi
+free_port() { # a port no socket uses, in any state
 	local p
 	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 20000))
-		if ! ss -Htln "sport = :$p" | grep -q .; then echo "$p"; return; fi
+		p=$((port_lo + (RANDOM * 32768 + RANDOM) % (port_hi - port_lo + 1)))
+		if ! ss -Htan "sport = :$p" | grep -q .; then echo "$p"; return; fi
 	done
 	echo "demo: no free port found" >&2; exit 1
 }
