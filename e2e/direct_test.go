@@ -26,6 +26,9 @@ func TestDirectLoginAndTransfer(t *testing.T) {
 	w := newDirect(t, directOpts{})
 	d := w.up(t, w.config(t, [][2]string{w.sshForward()}, ""))
 	waitForwardUp(t, d, 0, 20*time.Second)
+	if e, _, _ := d.WaitMsg(0, time.Second, "connected"); e["via"] != nil || e.Str("took") == "" {
+		t.Errorf("connected line %v: want took, and no via without jump hosts", e)
+	}
 	w.echoLogin(t)
 
 	const size = 64 << 20

@@ -88,7 +88,12 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	for _, f := range t.cfg.Forwards {
 		s.fwds = append(s.fwds, &fwdState{f: f, label: f.String()})
 	}
-	t.log.Info("connected", "via", hopNames(chain[:len(chain)-1]), "took", time.Since(start).Round(time.Millisecond))
+	took := time.Since(start).Round(time.Millisecond)
+	if hops := chain[:len(chain)-1]; len(hops) > 0 {
+		t.log.Info("connected", "via", hopNames(hops), "took", took)
+	} else {
+		t.log.Info("connected", "took", took)
+	}
 	t.obs.Connected(t.cfg.Name)
 	s.watch()
 
