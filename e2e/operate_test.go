@@ -421,3 +421,50 @@ func TestGCGoalFollowsTraffic(t *testing.T) {
 	t.Logf("GOGC during the transfer: %v", highest)
 	waitMetric(t, metricsAddr, gogc, 100, 5*time.Second)
 }
+
+// SIGUSR1, as with autossh: every tunnel drops its session, or stops
+// waiting out its backoff, and connects again at once.
+func TestSIGUSR1ReconnectsNow(t *testing.T) {
+	t.Parallel()
+	w := newDirect(t, directOpts{})
+	cfg := w.config(t, [][2]string{w.sshForward()}, "")
+	data, _ := os.ReadFile(cfg)
+	slow := strings.Replace(string(data), "backoff: {initial: 200ms, max: 2s,", "backoff: {initial: 20s, max: 60s,", 1)
+	if slow == string(data) {
+		t.Fatal("the test's config has no backoff line to slow down")
+	}
+	os.WriteFile(cfg, []byte(slow), 0o644)
+	d := w.up(t, cfg)
+	waitForwardUp(t, d, 0, 20*time.Second)
+
+	// A running session is closed and replaced.
+	from := d.Mark()
+	d.Signal(syscall.SIGUSR1)
+	e, _, _ := d.WaitMsg(from, 5*time.Second, "session closed on request")
+	if e.Str("reason") != "reconnect requested" {
+		t.Errorf("closed with reason %q, want \"reconnect requested\"", e.Str("reason"))
+	}
+	waitForwardUp(t, d, from, 5*time.Second)
+	w.echoLogin(t)
+
+	// A tunnel waiting out a 20 s backoff tries again at once.
+	line := guideLine("localhost:"+strconv.Itoa(w.tunnelPort), "255.255.255.255:9", w.tunnelKey.PublicLine)
+	w.hub.SetAuthorizedKeys(t, []string{w.masterKey.PublicLine})
+	from = d.Mark()
+	d.Signal(syscall.SIGUSR1) // reconnects, and the hub refuses the key
+	e, _, _ = d.WaitMsg(from, 10*time.Second, "tunnel down; will retry")
+	if e.Str("result") != "auth" {
+		t.Fatalf("retry after the key was removed: result %q (%s), want auth", e.Str("result"), e.Str("err"))
+	}
+	wait, err := time.ParseDuration(e.Str("retry_in"))
+	if err != nil || wait < 15*time.Second {
+		t.Fatalf("retry_in %q: want the 20 s backoff", e.Str("retry_in"))
+	}
+	w.hub.SetAuthorizedKeys(t, []string{line})
+	from = d.Mark()
+	kicked := time.Now()
+	d.Signal(syscall.SIGUSR1)
+	_, at := waitForwardUp(t, d, from, 5*time.Second)
+	t.Logf("forward up %v after SIGUSR1, instead of the %v backoff", at.Sub(kicked).Round(time.Millisecond), wait)
+	w.echoLogin(t)
+}

@@ -80,7 +80,15 @@ type Loop struct {
 	IsRefused func(error) bool
 	// OnRetry is told about every scheduled retry (for logs and metrics).
 	OnRetry func(attempt int, err error, wait time.Duration)
+	// Kick, when it delivers, ends the running session (its context is
+	// cancelled with ErrKick as the cause) or the current wait, and the next
+	// attempt starts at once, on a fresh schedule: what autossh does on
+	// SIGUSR1. Nil: never.
+	Kick <-chan struct{}
 }
+
+// ErrKick is the cause a kicked session's context is cancelled with.
+var ErrKick = errors.New("reconnect requested")
 
 // PermanentError is what Run returns when the session failed for good.
 type PermanentError struct{ Err error }
@@ -112,9 +120,14 @@ func (l *Loop) Run(ctx context.Context) error {
 	var outageSince time.Time // first failure since the last healthy session
 	for attempt := 1; ; attempt++ {
 		var upAt time.Time
-		err := l.Session(ctx, func() { upAt = time.Now() })
+		kicked, err := l.session(ctx, func() { upAt = time.Now() })
 		if ctx.Err() != nil {
 			return nil
+		}
+		if kicked {
+			b.Reset()
+			fastSince, outageSince, attempt = time.Time{}, time.Time{}, 0
+			continue
 		}
 		if err == nil {
 			err = errors.New("session ended without an error")
@@ -161,7 +174,30 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
+		case <-l.Kick:
+			t.Stop()
+			b.Reset()
+			fastSince, outageSince, attempt = time.Time{}, time.Time{}, 0
 		case <-t.C:
 		}
 	}
+}
+
+// session runs one session, cancelling it with ErrKick if Kick delivers
+// meanwhile; kicked says whether it did.
+func (l *Loop) session(ctx context.Context, up func()) (kicked bool, err error) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	watched := make(chan bool, 1)
+	go func() {
+		select {
+		case <-l.Kick:
+			cancel(ErrKick)
+			watched <- true
+		case <-sctx.Done():
+			watched <- false
+		}
+	}()
+	err = l.Session(sctx, up)
+	cancel(nil)
+	return <-watched, err
 }

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -119,7 +120,11 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 		s.shutdown()
 		s.finish()
 		t.obs.Disconnected(t.cfg.Name, nil)
-		t.log.Info("session closed on stop")
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			t.log.Info("session closed on request", "reason", cause.Error())
+		} else {
+			t.log.Info("session closed on stop")
+		}
 		return nil
 	case <-s.dead:
 	}

@@ -38,6 +38,7 @@ type running struct {
 	name   string
 	spec   config.Tunnel
 	cancel context.CancelFunc
+	kick   chan struct{} // reconnect now (SIGUSR1)
 	done   chan struct{}
 	err    error // *reconnect.PermanentError when it stopped for good
 }
@@ -108,7 +109,8 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 		},
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &running{name: name, spec: cloneTunnel(spec), cancel: cancel, done: make(chan struct{})}
+	r := &running{name: name, spec: cloneTunnel(spec), cancel: cancel, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	loop.Kick = r.kick
 	s.tunnels[name] = r
 	go func() {
 		defer close(r.done)
@@ -153,7 +155,7 @@ func (s *supervisor) stop(r *running) {
 
 // run supervises until ctx ends (clean stop, nil) or no tunnel is left
 // running because each stopped for good (exit 78).
-func (s *supervisor) run(ctx context.Context, hup <-chan struct{}, reload func() (*config.Config, error)) error {
+func (s *supervisor) run(ctx context.Context, hup, usr1 <-chan struct{}, reload func() (*config.Config, error)) error {
 	for _, t := range s.cfg.Tunnels {
 		s.start(ctx, t)
 	}
@@ -187,6 +189,14 @@ func (s *supervisor) run(ctx context.Context, hup <-chan struct{}, reload func()
 			}
 		case <-hup:
 			s.reload(ctx, reload, stopped)
+		case <-usr1:
+			s.log.Info("SIGUSR1: every tunnel reconnects now, without waiting for its backoff")
+			for _, r := range s.tunnels {
+				select {
+				case r.kick <- struct{}{}:
+				default: // a kick is already pending
+				}
+			}
 		}
 	}
 }

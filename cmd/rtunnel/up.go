@@ -22,30 +22,12 @@ func newUpCmd(stderr io.Writer) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run every tunnel in the config until SIGTERM or SIGINT (SIGHUP reloads the config)",
+		Short: "Run every tunnel in the config until SIGTERM or SIGINT (SIGHUP reloads the config, SIGUSR1 reconnects now)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			hups := make(chan os.Signal, 1)
-			signal.Notify(hups, syscall.SIGHUP)
-			defer signal.Stop(hups)
-			hup := make(chan struct{})
-			go func() {
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-hups:
-						select {
-						case hup <- struct{}{}:
-						case <-ctx.Done():
-							return
-						}
-					}
-				}
-			}()
-			return up(ctx, path, stderr, hup)
+			return up(ctx, path, stderr, relaySignal(ctx, syscall.SIGHUP), relaySignal(ctx, syscall.SIGUSR1))
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", config.DefaultPath, "config file")
@@ -62,7 +44,30 @@ func checked(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
-func up(ctx context.Context, path string, stderr io.Writer, hup <-chan struct{}) error {
+// relaySignal delivers sig on the returned channel until ctx ends.
+func relaySignal(ctx context.Context, sig os.Signal) <-chan struct{} {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, sig)
+	out := make(chan struct{})
+	go func() {
+		defer signal.Stop(sigs)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sigs:
+				select {
+				case out <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan struct{}) error {
 	// One P unless the operator says otherwise: like OpenSSH's single
 	// thread, it lets packets batch up between reads, which measured lower
 	// CPU per GiB, higher throughput and lower latency (docs/PERFORMANCE.md).
@@ -128,7 +133,7 @@ func up(ctx context.Context, path string, stderr io.Writer, hup <-chan struct{})
 		}
 	}()
 
-	err := sup.run(ctx, hup, func() (*config.Config, error) {
+	err := sup.run(ctx, hup, usr1, func() (*config.Config, error) {
 		next, err := checked(path)
 		if err == nil {
 			level.Set(logLevel(next.Log.Level))
