@@ -118,6 +118,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	)
 	var fastSince time.Time
 	var outageSince time.Time // first failure since the last healthy session
+	fresh := func() { // a new schedule, as if no failure had happened
+		b.Reset()
+		fastSince, outageSince = time.Time{}, time.Time{}
+	}
 	for attempt := 1; ; attempt++ {
 		var upAt time.Time
 		kicked, err := l.session(ctx, func() { upAt = time.Now() })
@@ -125,8 +129,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			return nil
 		}
 		if kicked {
-			b.Reset()
-			fastSince, outageSince, attempt = time.Time{}, time.Time{}, 0
+			fresh()
+			attempt = 0
 			continue
 		}
 		if err == nil {
@@ -136,9 +140,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			return &PermanentError{Err: err}
 		}
 		if !upAt.IsZero() && time.Since(upAt) >= l.Policy.ResetAfter {
-			b.Reset()
-			fastSince = time.Time{}
-			outageSince = time.Time{}
+			fresh()
 			attempt = 1
 		}
 		if outageSince.IsZero() {
@@ -176,8 +178,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			return nil
 		case <-l.Kick:
 			t.Stop()
-			b.Reset()
-			fastSince, outageSince, attempt = time.Time{}, time.Time{}, 0
+			fresh()
+			attempt = 0
 		case <-t.C:
 		}
 	}
