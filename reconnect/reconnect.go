@@ -118,7 +118,8 @@ func (l *Loop) Run(ctx context.Context) error {
 	)
 	var fastSince time.Time
 	var outageSince time.Time // first failure since the last healthy session
-	fresh := func() {         // a new schedule, as if no failure had happened
+	// fresh starts a new schedule, as if no failure had happened.
+	fresh := func() {
 		b.Reset()
 		fastSince, outageSince = time.Time{}, time.Time{}
 	}
