@@ -104,6 +104,21 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 	return out
 }
 
+// withMetrics turns on the metrics endpoint, on a free loopback port, in
+// the config file cfg, and returns its address.
+func withMetrics(t *testing.T, cfg string) string {
+	t.Helper()
+	addr := "127.0.0.1:" + strconv.Itoa(sshdtest.FreePort(t))
+	data, err := os.ReadFile(cfg)
+	if err == nil {
+		err = os.WriteFile(cfg, append([]byte("metrics: {listen: "+addr+"}\n"), data...), 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -146,10 +161,8 @@ func TestMetricsAndNotifyLifecycle(t *testing.T) {
 		n, _ := io.Copy(io.Discard, c)
 		fmt.Fprintf(c, "got %d bytes\n", n)
 	})
-	metricsAddr := "127.0.0.1:" + strconv.Itoa(sshdtest.FreePort(t))
 	cfg := w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.Addr()}}, "")
-	data, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append([]byte("metrics: {listen: "+metricsAddr+"}\n"), data...), 0o644)
+	metricsAddr := withMetrics(t, cfg)
 	ns := newNotifySocket(t)
 	d := daemontest.Start(t, []string{"up", "--config", cfg}, "NOTIFY_SOCKET="+ns.path)
 
@@ -379,10 +392,8 @@ func TestGCGoalFollowsTraffic(t *testing.T) {
 	t.Parallel()
 	w := newDirect(t, directOpts{})
 	srv := serveLocal(t, "", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
-	metricsAddr := "127.0.0.1:" + strconv.Itoa(sshdtest.FreePort(t))
 	cfg := w.config(t, [][2]string{{"localhost:" + strconv.Itoa(w.tunnelPort), srv.Addr()}}, "")
-	data, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append([]byte("metrics: {listen: "+metricsAddr+"}\n"), data...), 0o644)
+	metricsAddr := withMetrics(t, cfg)
 	d := daemontest.Start(t, []string{"up", "--config", cfg}, "GOGC=")
 	waitForwardUp(t, d, 0, 20*time.Second)
 	const gogc = "go_gc_gogc_percent"
