@@ -4,9 +4,10 @@
 // forwarded connection to its local target and watches the link with
 // keepalives.
 //
-// It imports only golang.org/x/crypto/ssh (with knownhosts) and the standard
-// library. It knows nothing of config files, metrics or systemd: callers pass
-// a Config and receive events through the Observer interface. Reconnecting is
-// the caller's job (package reconnect); Session returns when the session ends
-// and its error says whether retrying can help (Permanent).
+// It imports only golang.org/x/crypto/ssh (with knownhosts),
+// golang.org/x/sys/unix (socket options) and the standard library. It knows
+// nothing of config files, metrics or systemd: callers pass a Config and
+// receive events through the Observer interface. Reconnecting is the
+// caller's job (package reconnect); Session returns when the session ends and
+// its error says whether retrying can help (Permanent).
 package tunnel

@@ -19,7 +19,7 @@ type Tunnel struct {
 	obs Observer
 
 	staleMu sync.Mutex
-	stale   *staleConn // see poke in dial.go
+	stale   *staleConn // see poke.go
 }
 
 // New prepares a tunnel; it does not connect.
@@ -214,7 +214,7 @@ func (s *session) kill(err error) {
 		s.deadErr = err
 		if _, silent := err.(*LinkDeadError); silent {
 			// Reset, not FIN: the socket and its port are freed at once,
-			// for the next connect's poke (dial.go).
+			// for the next connect's poke (poke.go).
 			for _, h := range s.chain {
 				if h.tcp != nil {
 					_ = h.tcp.SetLinger(0)
