@@ -1,7 +1,7 @@
 // Package config turns rtunnel's YAML file into validated structs.
 //
 // It owns parsing, defaults and every error message about the file; it
-// imports only the standard library and gopkg.in/yaml.v3, never another
+// imports only the standard library and go.yaml.in/yaml/v3, never another
 // rtunnel package. Errors name file:line and the key, so an operator can fix
 // the file without guessing.
 package config

@@ -1,0 +1,140 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+const (
+	hintIdentity   = "the private key file rtunnel logs in with, e.g. /etc/rtunnel/id_ed25519"
+	hintKnownHosts = "the known_hosts file that holds the server's host key (rtunnel never trusts an unknown host)"
+	hintServer     = "write server: user@host[:port]"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+func (d *decoder) tunnels(n *yaml.Node) []Tunnel {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, "tunnels", "must be a list (each item starts with '- name: ...'), not %s", describe(n))
+		return nil
+	}
+	if len(n.Content) == 0 {
+		d.fail(n, "tunnels", "is empty: at least one tunnel is needed")
+		return nil
+	}
+	first := map[string]int{} // name -> line of the tunnel that has it
+	var out []Tunnel
+	for i, tn := range n.Content {
+		// Every message about a tunnel uses one key: its name when that is
+		// valid and unique, else its index.
+		key := fmt.Sprintf("tunnels[%d]", i)
+		if nn := valueOf(tn, "name"); nn != nil && nn.Kind == yaml.ScalarNode && nn.Tag == "!!str" && nameRE.MatchString(nn.Value) {
+			if prev, dup := first[nn.Value]; dup {
+				d.fail(nn, key+".name", "%q is already used by the tunnel at line %d: names must be unique, rename one", nn.Value, prev)
+			} else {
+				first[nn.Value] = tn.Line
+				key = "tunnels[" + nn.Value + "]"
+			}
+		}
+		out = append(out, d.tunnel(tn, key))
+	}
+	return out
+}
+
+func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
+	t := Tunnel{
+		Line:                 n.Line,
+		Keepalive:            Keepalive{Interval: DefaultKeepalive, CountMax: DefaultKeepaliveCount},
+		ConnectTimeout:       DefaultConnectTimeout,
+		ExitOnForwardFailure: true,
+		ForwardRetry:         DefaultForwardRetry,
+		ForwardRetryFor:      DefaultForwardRetryFor,
+		MaxConnections:       DefaultMaxConnections,
+		Backoff: Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, Multiplier: DefaultBackoffMult,
+			Jitter: DefaultBackoffJitter, ResetAfter: DefaultBackoffReset},
+	}
+	if isNull(n) {
+		d.fail(n, key, "empty list item: each tunnel is a mapping that starts with '- name: ...'")
+		return t
+	}
+	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode *yaml.Node
+	d.mapping(n, key, map[string]func(*yaml.Node, string){
+		"name":        func(n *yaml.Node, key string) { nameNode = n },
+		"server":      func(n *yaml.Node, key string) { serverNode = n },
+		"identity":    func(n *yaml.Node, key string) { identityNode = n },
+		"known_hosts": func(n *yaml.Node, key string) { knownHostsNode = n },
+		"jump":        func(n *yaml.Node, key string) { jumpNode = n },
+		"forwards":    func(n *yaml.Node, key string) { forwardsNode = n },
+		"keepalive": func(n *yaml.Node, key string) {
+			d.mapping(n, key, map[string]func(*yaml.Node, string){
+				"interval":  func(n *yaml.Node, key string) { t.Keepalive.Interval = d.duration(n, key, 100*time.Millisecond) },
+				"count_max": func(n *yaml.Node, key string) { t.Keepalive.CountMax = d.integer(n, key, 1, 1000) },
+			})
+		},
+		"connect_timeout":         func(n *yaml.Node, key string) { t.ConnectTimeout = d.duration(n, key, 100*time.Millisecond) },
+		"exit_on_forward_failure": func(n *yaml.Node, key string) { t.ExitOnForwardFailure = d.boolean(n, key) },
+		"forward_retry":           func(n *yaml.Node, key string) { t.ForwardRetry = d.duration(n, key, 10*time.Millisecond) },
+		"forward_retry_for":       func(n *yaml.Node, key string) { t.ForwardRetryFor = d.duration(n, key, 0) },
+		"max_connections":         func(n *yaml.Node, key string) { t.MaxConnections = d.integer(n, key, 1, 1<<20) },
+		"backoff":                 func(n *yaml.Node, key string) { d.backoff(n, key, &t.Backoff) },
+	})
+	if n.Kind != yaml.MappingNode {
+		return t
+	}
+	t.Name = d.required(n, nameNode, key+".name", "every tunnel needs a name (used in logs and metrics)")
+	if t.Name != "" && !nameRE.MatchString(t.Name) {
+		d.fail(nameNode, key+".name", "%q: use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit", t.Name)
+	}
+	identity := d.requiredPath(n, identityNode, key+".identity", hintIdentity)
+	knownHosts := d.requiredPath(n, knownHostsNode, key+".known_hosts", hintKnownHosts)
+	if s := d.required(n, serverNode, key+".server", hintServer); s != "" {
+		ep, err := ParseEndpoint(s)
+		if err != nil {
+			d.fail(serverNode, key+".server", "%v", err)
+		}
+		t.Server = ep
+		t.Server.Line = serverNode.Line
+	}
+	t.Server.Identity, t.Server.KnownHosts, t.Server.ConnectTimeout = identity, knownHosts, t.ConnectTimeout
+	if jumpNode != nil {
+		t.Jump = d.jumps(jumpNode, key+".jump", t.Server)
+	}
+	if forwardsNode == nil {
+		d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22)")
+	} else {
+		t.Forwards = d.forwards(forwardsNode, key+".forwards")
+	}
+	return t
+}
+
+func (d *decoder) backoff(n *yaml.Node, key string, b *Backoff) {
+	var initialNode, maxNode *yaml.Node
+	ok := true
+	dur := func(n *yaml.Node, key string) time.Duration {
+		before := len(d.errs)
+		v := d.duration(n, key, 10*time.Millisecond)
+		ok = ok && len(d.errs) == before
+		return v
+	}
+	d.mapping(n, key, map[string]func(*yaml.Node, string){
+		"initial":     func(n *yaml.Node, key string) { initialNode, b.Initial = n, dur(n, key) },
+		"max":         func(n *yaml.Node, key string) { maxNode, b.Max = n, dur(n, key) },
+		"multiplier":  func(n *yaml.Node, key string) { b.Multiplier = d.float(n, key, 1, 100) },
+		"jitter":      func(n *yaml.Node, key string) { b.Jitter = d.float(n, key, 0, 0.99) },
+		"reset_after": func(n *yaml.Node, key string) { b.ResetAfter = d.duration(n, key, 0) },
+	})
+	switch {
+	case !ok || b.Max >= b.Initial:
+		// A bad initial or max is reported already; comparing it adds noise.
+	case maxNode != nil:
+		d.fail(maxNode, key+".max", "%s is below initial %s: raise max or lower initial", b.Max, b.Initial)
+	default:
+		d.fail(initialNode, key+".initial", "%s is above max, %s by default: lower initial or set max", b.Initial, b.Max)
+	}
+}
+
+// jumps parses ProxyJump hops: each is "user@host[:port]" or a mapping with
+// server and optional identity, known_hosts and connect_timeout (defaults:
