@@ -15,12 +15,12 @@ import (
 type Forward struct {
 	ListenHost    string
 	HasListenHost bool
-	ListenPort  int // 0 for RemoteForward: the server picks
-	ListenPath  string
-	ConnectHost string
-	ConnectPort int
-	ConnectPath string
-	Dynamic     bool // a SOCKS forward: no connect side
+	ListenPort    int // 0 for RemoteForward: the server picks
+	ListenPath    string
+	ConnectHost   string
+	ConnectPort   int
+	ConnectPath   string
+	Dynamic       bool // a SOCKS forward: no connect side
 }
 
 // String writes the forward as ssh -G prints it.

@@ -68,7 +68,6 @@ func (r *resolver) other(kw string, args []string, src Source, active bool) erro
 	return &Error{File: src.File, Line: src.Line, Msg: "unknown keyword " + strconv.Quote(kw) + " (ssh refuses it too; list it in IgnoreUnknown if another ssh version knows it)"}
 }
 
-
 // canonicalName spells a refused keyword as the manual does.
 func canonicalName(kw string) string {
 	names := map[string]string{"knownhostscommand": "KnownHostsCommand", "canonicalizehostname": "CanonicalizeHostname",
