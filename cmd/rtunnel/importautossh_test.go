@@ -1,0 +1,202 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rtunnel/rtunnel/config"
+)
+
+// importParsed runs import-autossh and parses what it printed as rtunnel
+// would: the printed config must be one `rtunnel check` accepts.
+func importParsed(t *testing.T, args ...string) (string, *config.Config) {
+	t.Helper()
+	code, out, errOut := runCmd(t, append([]string{"import-autossh"}, args...)...)
+	if code != 0 {
+		t.Fatalf("import-autossh %q: exit %d: %s", args, code, errOut)
+	}
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "rtunnel.yaml"), []byte(out))
+	if err != nil {
+		t.Fatalf("import-autossh %q printed a config that does not parse:\n%s\n%v", args, out, err)
+	}
+	return out, cfg
+}
+
+// The guide's own lines (docs/TOPOLOGIES.md): Direct and Appendix A.
+func TestImportAutosshGuideLines(t *testing.T) {
+	out, cfg := importParsed(t, "--", "autossh", "-M", "0", "-fN", "-R", "2220:localhost:22",
+		"remoteuser@203.0.113.50", "-p", "2222", "-o", "ServerAliveInterval=120")
+	tun := cfg.Tunnels[0]
+	if got := tun.Server.String(); got != "remoteuser@203.0.113.50:2222" {
+		t.Errorf("server %s", got)
+	}
+	if tun.Keepalive.Interval.Seconds() != 120 || tun.Keepalive.CountMax != 3 {
+		t.Errorf("keepalive %+v, want 120s x 3 (ssh's ServerAliveCountMax default)", tun.Keepalive)
+	}
+	if len(tun.Forwards) != 1 || tun.Forwards[0].String() != "localhost:2220->localhost:22" {
+		t.Errorf("forwards %v", tun.Forwards)
+	}
+	if tun.ExitOnForwardFailure {
+		t.Error("exit_on_forward_failure: true, but the command line left ssh's default (no)")
+	}
+	for _, note := range []string{"# - -M 0: autossh's monitor port was off", "# - -f (background)"} {
+		if !strings.Contains(out, note) {
+			t.Errorf("output lacks %q:\n%s", note, out)
+		}
+	}
+
+	// Appendix A, the remote: through the vpn to the master's tunnel port.
+	_, cfg = importParsed(t, "--", "autossh", "-M", "0", "-fN", "-J", "vpnuser@198.51.100.7:2200",
+		"-R", "2220:localhost:22", "admin@localhost", "-p", "2210", "-o", "ServerAliveInterval=120")
+	tun = cfg.Tunnels[0]
+	if got := tun.Server.String(); got != "admin@localhost:2210" {
+		t.Errorf("server %s", got)
+	}
+	if len(tun.Jump) != 1 || tun.Jump[0].String() != "vpnuser@198.51.100.7:2200" {
+		t.Errorf("jump %v", tun.Jump)
+	}
+}
+
+// Real-world autossh invocations, as found in units and READMEs.
+func TestImportAutosshTable(t *testing.T) {
+	home := t.TempDir()
+	cases := []struct {
+		args                        []string
+		server, forwards, jumps     string
+		identity, knownHosts, notes string
+		eoff                        bool
+	}{
+		{args: []string{"autossh", "-M", "20000", "-N", "-R", "0.0.0.0:8022:127.0.0.1:22", "-i", "/etc/tunnel/id_rsa", "tun@hub.example.com"},
+			server: "tun@hub.example.com:22", forwards: "0.0.0.0:8022->127.0.0.1:22", identity: "/etc/tunnel/id_rsa", notes: "-M 20000: autossh's monitor port loop is replaced"},
+		{args: []string{"/usr/bin/autossh", "-M0", "-NT", "-oServerAliveInterval=30", "-oServerAliveCountMax=3", "-oExitOnForwardFailure=yes", "-R2222:localhost:22", "-R", "8080:192.168.1.10:80", "pi@vps.example.org"},
+			server: "pi@vps.example.org:22", forwards: "localhost:2222->localhost:22 localhost:8080->192.168.1.10:80", eoff: true},
+		{args: []string{"ssh", "-N", "-R", "[::1]:2220:[::1]:22", "-p", "443", "-l", "edge", "-o", "UserKnownHostsFile=/etc/rtunnel/known_hosts", "-o", "ConnectTimeout=1m", "hub"},
+			server: "edge@hub:443", forwards: "[::1]:2220->[::1]:22", knownHosts: "/etc/rtunnel/known_hosts"},
+		{args: []string{"autossh", "-M", "0", "-f", "-N", "-q", "-C", "-J", "jump1@a.example:2201,b.example", "-R", "*:2220:localhost:22", "ssh://ops@target.example:2022"},
+			server: "ops@target.example:2022", forwards: "0.0.0.0:2220->localhost:22", jumps: "jump1@a.example:2201 root-or-me@b.example:22", notes: "-C (compression)"},
+		{args: []string{"autossh", "-M", "0", "-N", "-o", "IdentityFile=~/.ssh/tunnel_key", "-o", "StrictHostKeyChecking=yes", "-o", "RemoteForward 2221 localhost:22", "u@h"},
+			server: "u@h:22", forwards: "localhost:2221->localhost:22", identity: home + "/.ssh/tunnel_key"},
+	}
+	for _, c := range cases {
+		in := autosshInvocation{argv: c.args, env: map[string]string{}, source: "command line", runAs: account{name: "root-or-me", home: home}}
+		out, err := importAutossh(in, "")
+		if err != nil {
+			t.Errorf("%q: %v", c.args, err)
+			continue
+		}
+		cfg, err := config.Parse("imported.yaml", []byte(out))
+		if err != nil {
+			t.Errorf("%q: output does not parse: %v\n%s", c.args, err, out)
+			continue
+		}
+		tun := cfg.Tunnels[0]
+		var fw, jumps []string
+		for _, f := range tun.Forwards {
+			fw = append(fw, f.String())
+		}
+		for _, j := range tun.Jump {
+			jumps = append(jumps, j.String())
+		}
+		if tun.Server.String() != c.server || strings.Join(fw, " ") != c.forwards || strings.Join(jumps, " ") != c.jumps || tun.ExitOnForwardFailure != c.eoff {
+			t.Errorf("%q:\n got server %s forwards %q jumps %q eoff %v\nwant server %s forwards %q jumps %q eoff %v\n%s",
+				c.args, tun.Server, fw, jumps, tun.ExitOnForwardFailure, c.server, c.forwards, c.jumps, c.eoff, out)
+		}
+		if c.identity != "" && tun.Server.Identity != c.identity {
+			t.Errorf("%q: identity %s, want %s", c.args, tun.Server.Identity, c.identity)
+		}
+		if c.knownHosts != "" && tun.Server.KnownHosts != c.knownHosts {
+			t.Errorf("%q: known_hosts %s, want %s", c.args, tun.Server.KnownHosts, c.knownHosts)
+		}
+		if c.notes != "" && !strings.Contains(out, c.notes) {
+			t.Errorf("%q: output lacks the note %q:\n%s", c.args, c.notes, out)
+		}
+	}
+}
+
+// What rtunnel cannot honour is refused with the reason, exit 78.
+func TestImportAutosshRefuses(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"autossh", "-M", "0", "-N", "-o", "StrictHostKeyChecking=no", "-R", "2220:localhost:22", "u@h"}, "never connects to a host whose key it cannot check"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "UserKnownHostsFile=/dev/null", "-R", "2220:localhost:22", "u@h"}, "an empty known_hosts means no host key check"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "ProxyCommand=nc -X 5 -x proxy:1080 %h %p", "-R", "2220:localhost:22", "u@h"}, "use -J (ProxyJump)"},
+		{[]string{"autossh", "-M", "0", "-N", "-D", "1080", "u@h"}, "a SOCKS proxy"},
+		{[]string{"autossh", "-M", "0", "-N", "-R", "1080", "u@h"}, "a reverse SOCKS proxy"},
+		{[]string{"autossh", "-M", "0", "-N", "-L", "15432:db:5432", "-R", "2220:localhost:22", "u@h"}, "local forwards are not supported yet"},
+		{[]string{"autossh", "-M", "0", "-N", "-R", "/run/hub.sock:localhost:22", "u@h"}, "Unix socket forwards are not supported yet"},
+		{[]string{"autossh", "-M", "0", "-N", "-R", "0:localhost:22", "u@h"}, "port 0"},
+		{[]string{"autossh", "-M", "0", "-N", "-4", "-R", "2220:localhost:22", "u@h"}, "one address family"},
+		{[]string{"autossh", "-M", "0", "-R", "2220:localhost:22", "u@h", "while", "true;", "do", "sleep", "60;", "done"}, "is a remote command"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "Frobnicate=yes", "-R", "2220:localhost:22", "u@h"}, "-o Frobnicate=yes: not supported"},
+		{[]string{"autossh", "-M", "0", "-N", "u@h"}, "no -R"},
+		{[]string{"autossh", "-M", "0", "-N", "-R", "2220:localhost:22"}, "no destination"},
+		{[]string{"autossh", "-M", "0", "-N", "-S", "/tmp/ctl", "-R", "2220:localhost:22", "u@h"}, "multiplexing"},
+	}
+	for _, c := range cases {
+		code, out, errOut := runCmd(t, append([]string{"import-autossh", "--"}, c.args...)...)
+		if code != exitConfig || out != "" || !strings.Contains(errOut, c.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 78, nothing printed, an error with %q", c.args, code, out, errOut, c.want)
+		}
+	}
+}
+
+// A unit with Environment=, an EnvironmentFile and $VAR in ExecStart.
+func TestImportAutosshUnit(t *testing.T) {
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "autossh-tunnel")
+	writeFile(t, dir, "autossh-tunnel", "# /etc/default/autossh-tunnel\nAUTOSSH_GATETIME=0\nAUTOSSH_POLL=60\nSSH_OPTS=\"-o ServerAliveInterval=60 -o ServerAliveCountMax=2\"\n")
+	unit := writeFile(t, dir, "autossh-tunnel.service", `[Unit]
+Description=Reverse SSH tunnel to the vpn
+After=network-online.target
+
+[Service]
+User=root
+Environment="AUTOSSH_PIDFILE=/run/autossh.pid" AUTOSSH_LOGLEVEL=7
+EnvironmentFile=`+envFile+`
+EnvironmentFile=-/nonexistent/optional
+ExecStart=/usr/bin/autossh -M 0 -N \
+    -o "ExitOnForwardFailure yes" $SSH_OPTS \
+    -R 2220:localhost:22 -i /etc/rtunnel/id_ed25519 tunnel@203.0.113.50
+Restart=always
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+`)
+	out, cfg := importParsed(t, "--unit", unit)
+	tun := cfg.Tunnels[0]
+	if tun.Keepalive.Interval.Seconds() != 60 || tun.Keepalive.CountMax != 2 || !tun.ExitOnForwardFailure {
+		t.Errorf("keepalive %+v eoff %v, want 60s x 2 and true from the unit's options", tun.Keepalive, tun.ExitOnForwardFailure)
+	}
+	if tun.Server.Identity != "/etc/rtunnel/id_ed25519" || tun.Server.KnownHosts != "/root/.ssh/known_hosts" {
+		t.Errorf("identity %s known_hosts %s", tun.Server.Identity, tun.Server.KnownHosts)
+	}
+	for _, note := range []string{"AUTOSSH_GATETIME=0", "AUTOSSH_POLL=60", "AUTOSSH_PIDFILE=/run/autossh.pid", "AUTOSSH_LOGLEVEL=7"} {
+		if !strings.Contains(out, "# - "+note) {
+			t.Errorf("output lacks a note on %s:\n%s", note, out)
+		}
+	}
+
+	// The /etc/default file alone: the variable with the command.
+	writeFile(t, dir, "default", "AUTOSSH_MAXSTART=5\nDAEMON_ARGS='-M 0 -N -R 2220:localhost:22 t@h'\n")
+	code, _, errOut := runCmd(t, "import-autossh", "--unit", filepath.Join(dir, "default"))
+	if code != exitConfig || !strings.Contains(errOut, "AUTOSSH_MAXSTART=5: rtunnel never gives up") {
+		t.Errorf("exit %d, %s; want 78 and the AUTOSSH_MAXSTART refusal", code, errOut)
+	}
+	writeFile(t, dir, "default", "AUTOSSH_GATETIME=0\nDAEMON_ARGS='-M 0 -N -R 2220:localhost:22 t@h'\n")
+	_, cfg = importParsed(t, "--unit", filepath.Join(dir, "default"))
+	if cfg.Tunnels[0].Server.String() != "t@h:22" {
+		t.Errorf("server %s from DAEMON_ARGS", cfg.Tunnels[0].Server)
+	}
+	if err := os.Remove(envFile); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCmd(t, "import-autossh", "--unit", unit)
+	if code != exitConfig || !strings.Contains(errOut, unit+":8: EnvironmentFile "+envFile+": no such file") {
+		t.Errorf("exit %d, %s; want 78 naming the unit's EnvironmentFile line", code, errOut)
+	}
+}
