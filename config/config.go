@@ -1,8 +1,9 @@
 // Package config turns rtunnel's YAML file into validated structs.
 //
 // It owns parsing, defaults and every error message about the file; it
-// imports only the standard library and go.yaml.in/yaml/v3, never another
-// rtunnel package. Errors name file:line and the key, so an operator can fix
+// imports only the standard library, go.yaml.in/yaml/v3 and its own
+// config/sshconfig (an ssh_config alias is translated like the YAML), never
+// another rtunnel package. Errors name file:line and the key, so an operator can fix
 // the file without guessing.
 package config
 
@@ -67,6 +68,35 @@ type Tunnel struct {
 	ForwardRetryFor      time.Duration
 	MaxConnections       int
 	Backoff              Backoff
+	// Algorithms are the ciphers/kex_algorithms/macs/host_key_algorithms
+	// specs, in OpenSSH syntax as written; cmd resolves them against
+	// x/crypto's lists.
+	Algorithms []AlgorithmSpec
+	// SSHConfig says where an ssh_config alias came from; nil without one.
+	SSHConfig *SSHConfigUse
+}
+
+// AlgorithmSpec is one algorithm list as written: "aes128-ctr,..." or with
+// OpenSSH's +, - or ^ prefix.
+type AlgorithmSpec struct {
+	Key  string // ciphers, kex_algorithms, macs or host_key_algorithms
+	Spec string
+	Line int    // in the rtunnel config
+	From string // "FILE:LINE" when the spec came from ssh_config
+}
+
+// SSHConfigUse records an alias resolved from an ssh_config file.
+type SSHConfigUse struct {
+	Path     string
+	Alias    string
+	Resolved []Resolved // what each value is and where it came from, for rtunnel check
+}
+
+// Resolved is one value of a tunnel set through ssh_config resolution.
+type Resolved struct {
+	Key   string // rtunnel's key, e.g. server, identity, keepalive.interval
+	Value string
+	From  string // "FILE:LINE Directive", "rtunnel config" or "default"
 }
 
 // Endpoint is an SSH server: the tunnel's server or a ProxyJump hop.

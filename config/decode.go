@@ -12,9 +12,10 @@ import (
 )
 
 type decoder struct {
-	file string
-	dir  string
-	errs Errors
+	file      string
+	dir       string
+	errs      Errors
+	sshConfig string // the top-level ssh_config, for every tunnel
 }
 
 func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {

@@ -70,7 +70,8 @@ func Parse(file string, data []byte) (*Config, error) {
 			}
 			cfg.Metrics = m
 		},
-		"tunnels": func(n *yaml.Node, key string) { tunnelsNode = n },
+		"tunnels":    func(n *yaml.Node, key string) { tunnelsNode = n },
+		"ssh_config": func(n *yaml.Node, key string) { d.sshConfig = d.requiredPath(root, n, key, hintSSHConfig) },
 	})
 	if tunnelsNode != nil {
 		cfg.Tunnels = d.tunnels(tunnelsNode)

@@ -60,8 +60,13 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		d.fail(n, key, "empty list item: each tunnel is a mapping that starts with '- name: ...'")
 		return t
 	}
-	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode *yaml.Node
+	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, sshConfigNode *yaml.Node
 	d.mapping(n, key, map[string]func(*yaml.Node, string){
+		"ssh_config":          func(n *yaml.Node, key string) { sshConfigNode = n },
+		"ciphers":             func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
+		"kex_algorithms":      func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
+		"macs":                func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
+		"host_key_algorithms": func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
 		"name":        func(n *yaml.Node, key string) { nameNode = n },
 		"server":      func(n *yaml.Node, key string) { serverNode = n },
 		"identity":    func(n *yaml.Node, key string) { identityNode = n },
@@ -87,6 +92,16 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 	t.Name = d.required(n, nameNode, key+".name", "every tunnel needs a name (used in logs and metrics)")
 	if t.Name != "" && !nameRE.MatchString(t.Name) {
 		d.fail(nameNode, key+".name", "%q: use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit", t.Name)
+	}
+	sshConfig := d.sshConfig
+	if sshConfigNode != nil {
+		sshConfig = d.requiredPath(n, sshConfigNode, key+".ssh_config", hintSSHConfig)
+	}
+	if sshConfig != "" || sshConfigNode != nil {
+		if sshConfig != "" {
+			d.tunnelFromSSHConfig(&t, n, key, sshConfig, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode)
+		}
+		return t
 	}
 	identity := d.requiredPath(n, identityNode, key+".identity", hintIdentity)
 	knownHosts := d.requiredPath(n, knownHostsNode, key+".known_hosts", hintKnownHosts)

@@ -16,6 +16,8 @@ type Endpoint struct {
 	Identity       string // private key file
 	KnownHosts     string // known_hosts file
 	ConnectTimeout time.Duration
+
+	algorithms *Algorithms // the tunnel's, set by setDefaults
 }
 
 // Addr is host:port as written by the user.
@@ -37,6 +39,14 @@ func (f Forward) Remote() string { return net.JoinHostPort(f.RemoteHost, strconv
 // String is the forward's label in logs and metrics.
 func (f Forward) String() string { return f.Remote() + "->" + f.Local }
 
+// Algorithms are the SSH algorithm lists a tunnel offers.
+type Algorithms struct {
+	Ciphers           []string
+	KeyExchanges      []string
+	MACs              []string
+	HostKeyAlgorithms []string
+}
+
 // Config describes one tunnel. Zero durations take the package defaults.
 type Config struct {
 	Name     string
@@ -54,6 +64,11 @@ type Config struct {
 	ForwardRetry         time.Duration // between re-requests of a refused forward
 	ForwardRetryFor      time.Duration // how long to re-request at ForwardRetry
 	ForwardRetryMax      time.Duration // longest wait after that window
+
+	// Algorithms, resolved (see ResolveAlgorithms); nil lists are
+	// x/crypto's defaults. They apply to every hop, as ssh -c/-m/-o would
+	// to one connection.
+	Algorithms Algorithms
 
 	MaxConnections int           // forwarded connections open at once
 	ShutdownGrace  time.Duration // how long open connections may finish on stop
@@ -91,6 +106,7 @@ func (c *Config) setDefaults() {
 		if e.ConnectTimeout <= 0 {
 			e.ConnectTimeout = 15 * time.Second
 		}
+		e.algorithms = &c.Algorithms
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

@@ -146,6 +146,10 @@ func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signe
 		Timeout:           ep.ConnectTimeout,
 		ClientVersion:     "SSH-2.0-rtunnel",
 	}
+	if a := ep.algorithms; a != nil {
+		cfg.Ciphers, cfg.KeyExchanges, cfg.MACs = a.Ciphers, a.KeyExchanges, a.MACs
+		cfg.HostKeyAlgorithms = hostKeyAlgorithms(cfg.HostKeyAlgorithms, a.HostKeyAlgorithms)
+	}
 	var (
 		c     ssh.Conn
 		chans <-chan ssh.NewChannel

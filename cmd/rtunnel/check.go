@@ -19,6 +19,9 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			cfg, problems := loadAndCheck(path)
+			if cfg != nil {
+				printResolved(stdout, cfg)
+			}
 			if len(problems) == 0 {
 				fmt.Fprintln(stdout, "ok")
 				if connect {
@@ -54,9 +57,25 @@ func loadAndCheck(path string) (*config.Config, []error) {
 	}
 	var problems []error
 	for _, t := range cfg.Tunnels {
+		_, errs := tunnelAlgorithms(cfg, t)
+		problems = append(problems, errs...)
 		for _, err := range tunnel.Check(tunnelConfig(cfg, t, nil, nil)) {
 			problems = append(problems, fmt.Errorf("%s:%d: tunnel %s: %w", cfg.Path, t.Line, t.Name, err))
 		}
 	}
 	return cfg, problems
+}
+
+// printResolved shows what each ssh_config alias resolved to, and where
+// each value came from, as ssh -G would show the alias.
+func printResolved(w io.Writer, cfg *config.Config) {
+	for _, t := range cfg.Tunnels {
+		if t.SSHConfig == nil {
+			continue
+		}
+		fmt.Fprintf(w, "tunnel %s: server %s resolved through %s:\n", t.Name, t.SSHConfig.Alias, t.SSHConfig.Path)
+		for _, r := range t.SSHConfig.Resolved {
+			fmt.Fprintf(w, "  %-24s %-40s %s\n", r.Key+":", r.Value, r.From)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -30,6 +31,7 @@ func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunne
 		Log:                  log,
 		Observer:             obs,
 	}
+	tc.Algorithms, _ = tunnelAlgorithms(c, t) // loadAndCheck reports the errors
 	for _, j := range t.Jump {
 		tc.Jump = append(tc.Jump, endpoint(j))
 	}
@@ -37,6 +39,35 @@ func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunne
 		tc.Forwards = append(tc.Forwards, tunnel.Forward{RemoteHost: f.Remote.Host, RemotePort: f.Remote.Port, Local: f.Local.String()})
 	}
 	return tc
+}
+
+// tunnelAlgorithms resolves the tunnel's algorithm specs against
+// x/crypto's lists; each problem names where the spec was written.
+func tunnelAlgorithms(c *config.Config, t config.Tunnel) (tunnel.Algorithms, []error) {
+	var a tunnel.Algorithms
+	var errs []error
+	for _, spec := range t.Algorithms {
+		list, err := tunnel.ResolveAlgorithms(tunnel.AlgorithmKind(spec.Key), spec.Spec)
+		if err != nil {
+			where := fmt.Sprintf("%s:%d: tunnels[%s]", c.Path, spec.Line, t.Name)
+			if spec.From != "" {
+				where += " (from " + spec.From + ")"
+			}
+			errs = append(errs, fmt.Errorf("%s.%w", where, err))
+			continue
+		}
+		switch tunnel.AlgorithmKind(spec.Key) {
+		case tunnel.KindCiphers:
+			a.Ciphers = list
+		case tunnel.KindKexAlgorithms:
+			a.KeyExchanges = list
+		case tunnel.KindMACs:
+			a.MACs = list
+		case tunnel.KindHostKeyAlgorithms:
+			a.HostKeyAlgorithms = list
+		}
+	}
+	return a, errs
 }
 
 func reconnectPolicy(t config.Tunnel) reconnect.Policy {

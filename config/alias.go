@@ -1,0 +1,315 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rtunnel/rtunnel/config/sshconfig"
+	"go.yaml.in/yaml/v3"
+)
+
+const hintSSHConfig = "the OpenSSH client config whose Host the server: alias names, e.g. /etc/rtunnel/ssh_config"
+
+// sshOptions are the local facts ssh_config tokens and ~ refer to: the
+// account rtunnel runs as.
+func sshOptions() (sshconfig.Options, error) {
+	u, err := user.Current()
+	if err != nil {
+		return sshconfig.Options{}, fmt.Errorf("cannot tell the user rtunnel runs as (for ~ and %%u in ssh_config): %v", err)
+	}
+	host, _ := os.Hostname()
+	return sshconfig.Options{LocalUser: u.Username, Home: u.HomeDir, UID: os.Getuid(), LocalHost: host}, nil
+}
+
+// splitAlias reads server: as ssh reads its destination: [user@]alias[:port],
+// user and port then winning as ssh -l and -p do.
+func splitAlias(s string) (user, alias string, port int, err error) {
+	rest := s
+	if at := strings.LastIndex(s, "@"); at >= 0 {
+		user, rest = s[:at], s[at+1:]
+		if user == "" {
+			return "", "", 0, fmt.Errorf("%q has an empty user before @", s)
+		}
+	}
+	alias = rest
+	if strings.HasPrefix(rest, "[") || strings.Count(rest, ":") == 1 {
+		h, p, err := net.SplitHostPort(rest)
+		if err != nil {
+			return "", "", 0, fmt.Errorf("%q is not [user@]alias[:port]", s)
+		}
+		if port, err = parsePort(p, false); err != nil {
+			return "", "", 0, fmt.Errorf("%q: %v", s, err)
+		}
+		alias = h
+	}
+	if alias == "" || strings.ContainsAny(alias, " \t,") {
+		return "", "", 0, fmt.Errorf("%q: the alias must be one Host name", s)
+	}
+	return user, alias, port, nil
+}
+
+// tunnelFromSSHConfig fills t from the alias server: names in the
+// ssh_config at path. Every value written in rtunnel's own config wins.
+func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode *yaml.Node) {
+	serverKey := key + ".server"
+	s := d.required(n, serverNode, serverKey, "write server: ALIAS, a Host of "+path)
+	if s == "" {
+		return
+	}
+	user, alias, port, err := splitAlias(s)
+	if err != nil {
+		d.fail(serverNode, serverKey, "%v", err)
+		return
+	}
+	opts, err := sshOptions()
+	if err != nil {
+		d.fail(serverNode, serverKey, "%v", err)
+		return
+	}
+	opts.User, opts.Port = user, port
+	h, err := sshconfig.Resolve(path, alias, opts)
+	if err != nil {
+		d.fail(serverNode, serverKey, "alias %q: %v", alias, err)
+		return
+	}
+	use := &SSHConfigUse{Path: path, Alias: alias}
+	t.SSHConfig = use
+	fail := func(msg string, args ...any) {
+		d.fail(serverNode, serverKey, "alias %q from %s: %s", alias, path, fmt.Sprintf(msg, args...))
+	}
+	from := func(h *sshconfig.Host, directive, name string) string {
+		if src, ok := h.Set[directive]; ok {
+			return fmt.Sprintf("%s:%d %s", src.File, src.Line, name)
+		}
+		return "default " + name
+	}
+	for _, p := range notYet(h) {
+		fail("%s", p)
+	}
+	if checkHost(h.HostName) != nil {
+		fail("HostName %q is not a host name or address rtunnel can dial", h.HostName)
+	}
+	t.Server = Endpoint{User: h.User, Host: h.HostName, Port: h.Port, Line: serverNode.Line}
+	use.add("server", t.Server.String(), from(h, "hostname", "HostName")+", "+from(h, "user", "User")+", "+from(h, "port", "Port"))
+
+	yamlWins := func(k string) bool { return valueOf(n, k) != nil }
+	keepalive := valueOf(n, "keepalive")
+	if keepalive == nil || valueOf(keepalive, "interval") == nil {
+		if _, ok := h.Set["serveraliveinterval"]; ok && h.ServerAliveInterval > 0 {
+			t.Keepalive.Interval = time.Duration(h.ServerAliveInterval) * time.Second
+			use.add("keepalive.interval", t.Keepalive.Interval.String(), from(h, "serveraliveinterval", "ServerAliveInterval"))
+		}
+	}
+	if keepalive == nil || valueOf(keepalive, "count_max") == nil {
+		if _, ok := h.Set["serveralivecountmax"]; ok && h.ServerAliveCountMax > 0 {
+			t.Keepalive.CountMax = h.ServerAliveCountMax
+			use.add("keepalive.count_max", strconv.Itoa(t.Keepalive.CountMax), from(h, "serveralivecountmax", "ServerAliveCountMax"))
+		}
+	}
+	if _, ok := h.Set["connecttimeout"]; ok && !yamlWins("connect_timeout") && h.ConnectTimeout > 0 {
+		t.ConnectTimeout = time.Duration(h.ConnectTimeout) * time.Second
+		use.add("connect_timeout", t.ConnectTimeout.String(), from(h, "connecttimeout", "ConnectTimeout"))
+	}
+	if _, ok := h.Set["exitonforwardfailure"]; ok && !yamlWins("exit_on_forward_failure") {
+		t.ExitOnForwardFailure = h.ExitOnForwardFailure
+		use.add("exit_on_forward_failure", strconv.FormatBool(t.ExitOnForwardFailure), from(h, "exitonforwardfailure", "ExitOnForwardFailure"))
+	}
+
+	// Identity and known_hosts: rtunnel's if written, else the alias's.
+	endpointFiles := func(ep *Endpoint, h *sshconfig.Host, label string, identity, knownHosts bool) {
+		if identity {
+			id, idFrom, err := identityOf(h)
+			if err != nil {
+				fail("%s%v", label, err)
+			}
+			ep.Identity = id
+			use.add(strings.TrimSpace(strings.TrimSuffix(label, ": ")+" identity"), id, idFrom)
+		}
+		if knownHosts {
+			kh, khFrom, err := knownHostsOf(h)
+			if err != nil {
+				fail("%s%v", label, err)
+			}
+			ep.KnownHosts = kh
+			use.add(strings.TrimSpace(strings.TrimSuffix(label, ": ")+" known_hosts"), kh, khFrom)
+		}
+	}
+	endpointFiles(&t.Server, h, "", identityNode == nil, knownHostsNode == nil)
+	if identityNode != nil {
+		t.Server.Identity = d.requiredPath(n, identityNode, key+".identity", hintIdentity)
+	}
+	if knownHostsNode != nil {
+		t.Server.KnownHosts = d.requiredPath(n, knownHostsNode, key+".known_hosts", hintKnownHosts)
+	}
+	t.Server.ConnectTimeout = t.ConnectTimeout
+
+	if jumpNode != nil {
+		t.Jump = d.jumps(jumpNode, key+".jump", t.Server)
+	} else {
+		for _, hop := range h.Jumps {
+			for _, p := range notYet(hop) {
+				fail("ProxyJump hop %s: %s", hop.Alias, p)
+			}
+			ep := Endpoint{User: hop.User, Host: hop.HostName, Port: hop.Port, ConnectTimeout: t.ConnectTimeout, Line: serverNode.Line}
+			if _, ok := hop.Set["connecttimeout"]; ok && hop.ConnectTimeout > 0 {
+				ep.ConnectTimeout = time.Duration(hop.ConnectTimeout) * time.Second
+			}
+			use.add("jump", ep.String(), from(h, "proxyjump", "ProxyJump")+" -> "+from(hop, "hostname", "HostName"))
+			endpointFiles(&ep, hop, "jump "+hop.Alias+": ", true, true)
+			t.Jump = append(t.Jump, ep)
+		}
+	}
+
+	switch {
+	case forwardsNode != nil:
+		t.Forwards = d.forwards(forwardsNode, key+".forwards")
+	case len(h.RemoteForwards) == 0:
+		fail("no RemoteForward for this Host, and no forwards: in rtunnel's config: add one or the other")
+	default:
+		for _, f := range h.RemoteForwards {
+			fw, err := forwardFromSSH(f)
+			if err != nil {
+				fail("RemoteForward %s (%s): %v", f, from(h, "remoteforward", "RemoteForward"), err)
+				continue
+			}
+			fw.Line = serverNode.Line
+			t.Forwards = append(t.Forwards, fw)
+			use.add("forwards", fw.String(), from(h, "remoteforward", "RemoteForward"))
+		}
+	}
+
+	written := map[string]bool{}
+	for _, a := range t.Algorithms {
+		written[a.Key] = true
+	}
+	for _, a := range []struct{ key, directive, name, spec string }{
+		{"ciphers", "ciphers", "Ciphers", h.Ciphers}, {"kex_algorithms", "kexalgorithms", "KexAlgorithms", h.KexAlgorithms},
+		{"macs", "macs", "MACs", h.MACs}, {"host_key_algorithms", "hostkeyalgorithms", "HostKeyAlgorithms", h.HostKeyAlgorithms},
+	} {
+		if a.spec != "" && !written[a.key] {
+			t.Algorithms = append(t.Algorithms, AlgorithmSpec{Key: a.key, Spec: a.spec, Line: serverNode.Line, From: from(h, a.directive, a.name)})
+			use.add(a.key, a.spec, from(h, a.directive, a.name))
+		}
+	}
+}
+
+func (u *SSHConfigUse) add(key, value, from string) {
+	u.Resolved = append(u.Resolved, Resolved{Key: key, Value: value, From: from})
+}
+
+// notYet lists what the alias asks for that rtunnel does not do (yet).
+func notYet(h *sshconfig.Host) []string {
+	var out []string
+	at := func(directive string) string {
+		src := h.Set[directive]
+		return fmt.Sprintf("%s:%d", src.File, src.Line)
+	}
+	if _, ok := h.Set["certificatefile"]; ok {
+		out = append(out, at("certificatefile")+": CertificateFile is not supported yet: remove it, or log in with a plain key")
+	}
+	if _, ok := h.Set["identityagent"]; ok && h.IdentityAgent != "none" {
+		out = append(out, at("identityagent")+": IdentityAgent is not supported yet: name a key file with IdentityFile")
+	}
+	if _, ok := h.Set["hostkeyalias"]; ok {
+		out = append(out, at("hostkeyalias")+": HostKeyAlias is not supported yet: rtunnel looks the host key up under HostName")
+	}
+	if _, ok := h.Set["localforward"]; ok {
+		out = append(out, at("localforward")+": LocalForward is not supported yet: rtunnel carries remote forwards only")
+	}
+	switch h.StrictHostKeyChecking {
+	case "accept-new":
+		out = append(out, at("stricthostkeychecking")+": StrictHostKeyChecking accept-new is not supported yet: add the key with ssh-keyscan and use yes")
+	case "false":
+		out = append(out, at("stricthostkeychecking")+": StrictHostKeyChecking no: rtunnel never connects to a host whose key it cannot check; remove it and add the key to known_hosts")
+	}
+	return out
+}
+
+// identityOf is the key ssh would offer first: the first IdentityFile that
+// exists, or the first of ssh's default keys that exists.
+func identityOf(h *sshconfig.Host) (path, from string, err error) {
+	files, src := h.IdentityFiles, h.Set["identityfile"]
+	if len(files) == 0 {
+		files = []string{"~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519"}
+	}
+	var tried []string
+	for _, f := range files {
+		p, err := h.ExpandPath(f)
+		if err != nil {
+			return "", "", fmt.Errorf("%s:%d: IdentityFile %v", src.File, src.Line, err)
+		}
+		if !filepath.IsAbs(p) {
+			return "", "", fmt.Errorf("%s:%d: IdentityFile %q is relative: ssh takes it from its current directory, a service's is /: write the full path", src.File, src.Line, f)
+		}
+		tried = append(tried, p)
+		if _, err := os.Stat(p); err == nil {
+			if src.File == "" {
+				return p, "default (ssh's first default key that exists)", nil
+			}
+			return p, fmt.Sprintf("%s:%d IdentityFile", src.File, src.Line), nil
+		}
+	}
+	if src.File == "" {
+		return "", "", fmt.Errorf("no IdentityFile, and none of ssh's default keys exists (%s): add IdentityFile or identity:", strings.Join(tried, ", "))
+	}
+	return "", "", fmt.Errorf("%s:%d: no IdentityFile exists (%s): fix the path, or write identity:", src.File, src.Line, strings.Join(tried, ", "))
+}
+
+// knownHostsOf is the first known_hosts file of the alias that exists:
+// UserKnownHostsFile, then GlobalKnownHostsFile.
+func knownHostsOf(h *sshconfig.Host) (path, from string, err error) {
+	var tried []string
+	for _, list := range []struct {
+		files     []string
+		directive string
+		name      string
+	}{{h.UserKnownHostsFiles, "userknownhostsfile", "UserKnownHostsFile"}, {h.GlobalKnownHostsFiles, "globalknownhostsfile", "GlobalKnownHostsFile"}} {
+		for _, p := range list.files {
+			if p == "none" || p == "/dev/null" {
+				continue
+			}
+			tried = append(tried, p)
+			if _, err := os.Stat(p); err == nil {
+				if src, ok := h.Set[list.directive]; ok {
+					return p, fmt.Sprintf("%s:%d %s", src.File, src.Line, list.name), nil
+				}
+				return p, "default " + list.name, nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("no known_hosts file exists (%s): add the hub's key with ssh-keyscan, or write known_hosts:", strings.Join(tried, ", "))
+}
+
+var errNotYet = errors.New("not supported yet")
+
+// forwardFromSSH turns a RemoteForward into rtunnel's forward.
+func forwardFromSSH(f sshconfig.Forward) (Forward, error) {
+	switch {
+	case f.ListenPath != "" || f.ConnectPath != "":
+		return Forward{}, fmt.Errorf("Unix socket forwards are %w", errNotYet)
+	case f.ListenPort == 0:
+		return Forward{}, fmt.Errorf("port 0 (the hub picks) is %w", errNotYet)
+	case f.HasListenHost && (f.ListenHost == "" || f.ListenHost == "*"):
+		return Forward{}, errors.New("an empty or * bind address is not supported: write the address to bind, e.g. 0.0.0.0")
+	}
+	host := "localhost" // what ssh sends without a bind address
+	if f.HasListenHost {
+		host = f.ListenHost
+	}
+	remote, err := ParseAddr(net.JoinHostPort(host, strconv.Itoa(f.ListenPort)), false)
+	if err != nil {
+		return Forward{}, err
+	}
+	local, err := ParseAddr(net.JoinHostPort(f.ConnectHost, strconv.Itoa(f.ConnectPort)), false)
+	if err != nil {
+		return Forward{}, err
+	}
+	return Forward{Remote: remote, Local: local}, nil
+}
