@@ -67,12 +67,12 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"kex_algorithms":      func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
 		"macs":                func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
 		"host_key_algorithms": func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
-		"name":        func(n *yaml.Node, key string) { nameNode = n },
-		"server":      func(n *yaml.Node, key string) { serverNode = n },
-		"identity":    func(n *yaml.Node, key string) { identityNode = n },
-		"known_hosts": func(n *yaml.Node, key string) { knownHostsNode = n },
-		"jump":        func(n *yaml.Node, key string) { jumpNode = n },
-		"forwards":    func(n *yaml.Node, key string) { forwardsNode = n },
+		"name":                func(n *yaml.Node, key string) { nameNode = n },
+		"server":              func(n *yaml.Node, key string) { serverNode = n },
+		"identity":            func(n *yaml.Node, key string) { identityNode = n },
+		"known_hosts":         func(n *yaml.Node, key string) { knownHostsNode = n },
+		"jump":                func(n *yaml.Node, key string) { jumpNode = n },
+		"forwards":            func(n *yaml.Node, key string) { forwardsNode = n },
 		"keepalive": func(n *yaml.Node, key string) {
 			d.mapping(n, key, map[string]func(*yaml.Node, string){
 				"interval":  func(n *yaml.Node, key string) { t.Keepalive.Interval = d.duration(n, key, 100*time.Millisecond) },
