@@ -105,3 +105,27 @@ tunnels:
 	}
 	w.echoLogin(t)
 }
+
+// ciphers: in OpenSSH syntax reaches the handshake: a hub that speaks only
+// aes128-cbc (not in x/crypto's defaults) is refused without it and
+// reached with "+aes128-cbc", as ssh -o Ciphers=+aes128-cbc would.
+func TestCiphersReachTheHandshake(t *testing.T) {
+	t.Parallel()
+	w := newDirect(t, directOpts{hubExtra: "Ciphers aes128-cbc"})
+	check := func(extra string) (string, error) {
+		cfg := w.config(t, [][2]string{w.sshForward()}, extra)
+		out, err := exec.Command(daemontest.Binary(t), "check", "--connect", "--config", cfg).CombinedOutput()
+		return string(out), err
+	}
+	out, err := check("")
+	if err == nil || !strings.Contains(out, "cipher") {
+		t.Errorf("without ciphers: check --connect passed or did not name the cipher mismatch (err %v):\n%s", err, out)
+	}
+	if out, err := check("    ciphers: +aes128-cbc\n"); err != nil {
+		t.Errorf("with ciphers: +aes128-cbc: %v\n%s\nhub log:\n%s", err, out, w.hub.Log())
+	}
+	out, err = check("    ciphers: +aes128-cbc,no-such-cipher\n")
+	if err == nil || !strings.Contains(out, `tunnels[hub].ciphers: "no-such-cipher" is not supported; supported: `) {
+		t.Errorf("an unknown cipher: err %v, output:\n%s", err, out)
+	}
+}

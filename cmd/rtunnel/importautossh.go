@@ -161,8 +161,11 @@ func importAutossh(in autosshInvocation, name string) (string, error) {
 	if err := t.destination(dest, in.runAs); err != nil {
 		return "", err
 	}
-	if len(t.forwards) == 0 {
+	if len(t.forwards) == 0 && t.sshConfig == "" {
 		return "", errors.New("no -R (or RemoteForward) forward: a tunnel without a forward has nothing to keep up")
+	}
+	if len(t.jump) > 0 && t.sshConfig != "" {
+		return "", fmt.Errorf("-J with -F: ssh resolves each hop as a Host of %s, rtunnel's jump: takes user@host[:port]: move the hops to a ProxyJump line of the destination's Host block", t.sshConfig)
 	}
 	t.defaults(in.runAs)
 	return t.yaml(in), nil
@@ -601,7 +604,9 @@ func (t *importedTunnel) yaml(in autosshInvocation) string {
 	for _, a := range t.algorithms {
 		fmt.Fprintf(&b, "    %s: %s\n", a[0], yamlString(a[1]))
 	}
-	b.WriteString("    forwards:\n")
+	if len(t.forwards) > 0 {
+		b.WriteString("    forwards:\n")
+	}
 	for _, f := range t.forwards {
 		fmt.Fprintf(&b, "      - remote: %s\n        local: %s\n", yamlString(f[0]), yamlString(f[1]))
 	}

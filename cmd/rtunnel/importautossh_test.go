@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rtunnel/rtunnel/config"
 )
@@ -198,5 +199,31 @@ WantedBy=multi-user.target
 	code, _, errOut = runCmd(t, "import-autossh", "--unit", unit)
 	if code != exitConfig || !strings.Contains(errOut, unit+":8: EnvironmentFile "+envFile+": no such file") {
 		t.Errorf("exit %d, %s; want 78 naming the unit's EnvironmentFile line", code, errOut)
+	}
+}
+
+// -F: the alias is resolved from the same file, the command line's values
+// win as they did for ssh; -c/-o Ciphers/MACs become rtunnel's keys.
+func TestImportAutosshSSHConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "id_hub", "x\n")
+	writeFile(t, dir, "known_hosts", "x\n")
+	sshConfig := writeFile(t, dir, "ssh_config", "Host hub\n  HostName hub.example.net\n  User tunnel\n  IdentityFile "+dir+"/id_hub\n  UserKnownHostsFile "+dir+"/known_hosts\n  RemoteForward 2220 localhost:22\n")
+	out, cfg := importParsed(t, "--", "autossh", "-M", "0", "-N", "-F", sshConfig, "-p", "2022", "-c", "aes256-ctr,aes128-ctr",
+		"-o", "MACs=+hmac-sha1", "-o", "ServerAliveInterval=30", "hub")
+	tun := cfg.Tunnels[0]
+	if tun.Server.String() != "tunnel@hub.example.net:2022" || tun.Keepalive.Interval != 30*time.Second || len(tun.Forwards) != 1 {
+		t.Errorf("server %s keepalive %s forwards %v\n%s", tun.Server, tun.Keepalive.Interval, tun.Forwards, out)
+	}
+	var algs []string
+	for _, a := range tun.Algorithms {
+		algs = append(algs, a.Key+"="+a.Spec)
+	}
+	if strings.Join(algs, " ") != "ciphers=aes256-ctr,aes128-ctr macs=+hmac-sha1" {
+		t.Errorf("algorithms %v\n%s", algs, out)
+	}
+	code, _, errOut := runCmd(t, "import-autossh", "--", "autossh", "-M", "0", "-N", "-F", sshConfig, "-J", "bastion", "hub")
+	if code != exitConfig || !strings.Contains(errOut, "-J with -F") {
+		t.Errorf("-J with -F: exit %d %s", code, errOut)
 	}
 }

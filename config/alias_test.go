@@ -1,0 +1,157 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// aliasFiles writes an ssh_config (text with @DIR@ for its directory) and
+// the key and known_hosts files it names; it returns the directory.
+func aliasFiles(t *testing.T, sshConfig string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"id_hub", "id_other", "known_hosts"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ssh_config"), []byte(strings.ReplaceAll(sshConfig, "@DIR@", dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func parseIn(t *testing.T, dir, yaml string) (*Config, error) {
+	t.Helper()
+	return Parse(filepath.Join(dir, "rtunnel.yaml"), []byte(strings.ReplaceAll(yaml, "@DIR@", dir)))
+}
+
+const hubSSHConfig = `Match user bob
+    HostName bobs-hub.example.net
+Host hub
+    HostName hub.example.net
+    User tunnel
+    Port 2222
+    IdentityFile @DIR@/id_missing
+    IdentityFile @DIR@/id_hub
+    UserKnownHostsFile @DIR@/known_hosts
+    ServerAliveInterval 30
+    ServerAliveCountMax 4
+    ConnectTimeout 7
+    ExitOnForwardFailure no
+    RemoteForward 2220 localhost:22
+    RemoteForward 127.0.0.1:8080 10.0.0.5:80
+    Ciphers +aes128-cbc
+`
+
+func TestAliasResolved(t *testing.T) {
+	dir := aliasFiles(t, hubSSHConfig)
+	cfg, err := parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := cfg.Tunnels[0]
+	var fw []string
+	for _, f := range tun.Forwards {
+		fw = append(fw, f.String())
+	}
+	got := fmt.Sprintf("%s id=%s kh=%s keepalive=%s/%d timeout=%s eoff=%v fw=%v alg=%v",
+		tun.Server, tun.Server.Identity, tun.Server.KnownHosts, tun.Keepalive.Interval, tun.Keepalive.CountMax,
+		tun.Server.ConnectTimeout, tun.ExitOnForwardFailure, fw, tun.Algorithms[0].Spec)
+	want := fmt.Sprintf("tunnel@hub.example.net:2222 id=%s/id_hub kh=%s/known_hosts keepalive=30s/4 timeout=7s eoff=false fw=[localhost:2220->localhost:22 127.0.0.1:8080->10.0.0.5:80] alg=+aes128-cbc", dir, dir)
+	if got != want {
+		t.Errorf("resolved\n got %s\nwant %s", got, want)
+	}
+	if tun.SSHConfig == nil || tun.SSHConfig.Alias != "hub" || len(tun.SSHConfig.Resolved) == 0 {
+		t.Errorf("SSHConfig %+v: want the alias and what it resolved to", tun.SSHConfig)
+	}
+	if from := tun.Algorithms[0].From; from != dir+"/ssh_config:16 Ciphers" {
+		t.Errorf("ciphers from %q", from)
+	}
+}
+
+// What rtunnel's own config says wins; user and port in server: act as
+// ssh -l and -p (a Match user block sees them, and Port lines yield).
+func TestAliasOwnValuesWin(t *testing.T) {
+	dir := aliasFiles(t, hubSSHConfig)
+	cfg, err := parseIn(t, dir, `tunnels:
+  - name: hub
+    ssh_config: @DIR@/ssh_config
+    server: bob@hub:2022
+    identity: @DIR@/id_other
+    keepalive: {interval: 5s}
+    connect_timeout: 3s
+    exit_on_forward_failure: true
+    ciphers: aes256-ctr
+    forwards: [{remote: localhost:2299, local: localhost:22}]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := cfg.Tunnels[0]
+	if tun.Server.String() != "bob@bobs-hub.example.net:2022" || tun.Server.Identity != dir+"/id_other" || tun.Server.KnownHosts != dir+"/known_hosts" {
+		t.Errorf("server %s id %s kh %s", tun.Server, tun.Server.Identity, tun.Server.KnownHosts)
+	}
+	if tun.Keepalive.Interval != 5*time.Second || tun.Keepalive.CountMax != 4 || tun.Server.ConnectTimeout != 3*time.Second || !tun.ExitOnForwardFailure {
+		t.Errorf("keepalive %+v timeout %s eoff %v: want 5s (own) x 4 (ssh_config), 3s, true", tun.Keepalive, tun.Server.ConnectTimeout, tun.ExitOnForwardFailure)
+	}
+	if len(tun.Forwards) != 1 || tun.Forwards[0].String() != "localhost:2299->localhost:22" {
+		t.Errorf("forwards %v: want only rtunnel's", tun.Forwards)
+	}
+	if len(tun.Algorithms) != 1 || tun.Algorithms[0].Spec != "aes256-ctr" {
+		t.Errorf("algorithms %+v: want only rtunnel's ciphers", tun.Algorithms)
+	}
+	for _, r := range tun.SSHConfig.Resolved {
+		if r.Key == "identity" || r.Key == "forwards" || r.Key == "keepalive.interval" {
+			t.Errorf("check would show %s from ssh_config, but rtunnel's config set it", r.Key)
+		}
+	}
+}
+
+// Without ssh_config no alias is resolved: "hub" is not user@host.
+func TestNoSSHConfigReadsNone(t *testing.T) {
+	dir := aliasFiles(t, hubSSHConfig)
+	_, err := parseIn(t, dir, "tunnels:\n  - name: hub\n    server: hub\n    identity: id_hub\n    known_hosts: known_hosts\n    forwards: [{remote: localhost:2220, local: localhost:22}]\n")
+	if err == nil || !strings.Contains(err.Error(), `"hub" has no user`) {
+		t.Fatalf("Parse: %v, want the plain server syntax error", err)
+	}
+}
+
+// Values rtunnel does not do yet are refused naming both files' lines.
+func TestAliasNotYetSupported(t *testing.T) {
+	cases := []struct{ line, want string }{
+		{"CertificateFile @DIR@/id_hub-cert.pub", "ssh_config:2: CertificateFile is not supported yet"},
+		{"IdentityAgent SSH_AUTH_SOCK", "ssh_config:2: IdentityAgent is not supported yet"},
+		{"HostKeyAlias hub-key", "ssh_config:2: HostKeyAlias is not supported yet"},
+		{"LocalForward 15432 db:5432", "ssh_config:2: LocalForward is not supported yet"},
+		{"StrictHostKeyChecking accept-new", "ssh_config:2: StrictHostKeyChecking accept-new is not supported yet"},
+		{"StrictHostKeyChecking no", "rtunnel never connects to a host whose key it cannot check"},
+		{"RemoteForward 0 localhost:22", "port 0 (the hub picks) is not supported yet"},
+		{"RemoteForward /run/hub.sock localhost:22", "Unix socket forwards are not supported yet"},
+		{"ProxyCommand nc %h %p", "ssh_config:2: ProxyCommand is not supported"},
+		{"IdentityFile @DIR@/nope", "ssh_config:2: no IdentityFile exists (@DIR@/nope)"},
+	}
+	for _, c := range cases {
+		dir := aliasFiles(t, "Host hub\n    "+c.line+"\n    IdentityFile @DIR@/id_hub\n    UserKnownHostsFile @DIR@/known_hosts\n    RemoteForward 2220 localhost:22\n")
+		if strings.Contains(c.line, "nope") {
+			dir = aliasFiles(t, "Host hub\n    "+c.line+"\n    UserKnownHostsFile @DIR@/known_hosts\n    RemoteForward 2220 localhost:22\n")
+		}
+		_, err := parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n")
+		want := strings.ReplaceAll(c.want, "@DIR@", dir)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "rtunnel.yaml:4: tunnels[hub].server: alias \"hub\"") {
+			t.Errorf("%s: Parse error %v, want one at rtunnel.yaml:4 containing %q", c.line, err, want)
+		}
+	}
+}
+
+func TestAlgorithmSyntax(t *testing.T) {
+	dir := aliasFiles(t, "")
+	_, err := parseIn(t, dir, "tunnels:\n  - name: hub\n    server: a@b\n    identity: id_hub\n    known_hosts: known_hosts\n    macs: \"+a, b\"\n    forwards: [{remote: localhost:2220, local: localhost:22}]\n")
+	if err == nil || !strings.Contains(err.Error(), `rtunnel.yaml:6: tunnels[hub].macs: "+a, b": write a comma-separated list without spaces`) {
+		t.Fatalf("Parse: %v", err)
+	}
+}
