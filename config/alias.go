@@ -257,9 +257,9 @@ func identityOf(h *sshconfig.Host) (path, from string, err error) {
 		}
 	}
 	if src.File == "" {
-		return "", "", fmt.Errorf("no IdentityFile, and none of ssh's default keys exists (%s): add IdentityFile or identity:", strings.Join(tried, ", "))
+		return "", "", fmt.Errorf("no IdentityFile, and none of ssh's default keys exists (%s): add IdentityFile, or set identity in rtunnel's config", strings.Join(tried, ", "))
 	}
-	return "", "", fmt.Errorf("%s:%d: no IdentityFile exists (%s): fix the path, or write identity:", src.File, src.Line, strings.Join(tried, ", "))
+	return "", "", fmt.Errorf("%s:%d: no IdentityFile exists (%s): fix the path, or set identity in rtunnel's config", src.File, src.Line, strings.Join(tried, ", "))
 }
 
 // knownHostsOf is the first known_hosts file of the alias that exists:
@@ -284,7 +284,7 @@ func knownHostsOf(h *sshconfig.Host) (path, from string, err error) {
 			}
 		}
 	}
-	return "", "", fmt.Errorf("no known_hosts file exists (%s): add the hub's key with ssh-keyscan, or write known_hosts:", strings.Join(tried, ", "))
+	return "", "", fmt.Errorf("no known_hosts file exists (%s): add the hub's key with ssh-keyscan, or set known_hosts in rtunnel's config", strings.Join(tried, ", "))
 }
 
 var errNotYet = errors.New("not supported yet")
@@ -293,7 +293,7 @@ var errNotYet = errors.New("not supported yet")
 func forwardFromSSH(f sshconfig.Forward) (Forward, error) {
 	switch {
 	case f.ListenPath != "" || f.ConnectPath != "":
-		return Forward{}, fmt.Errorf("Unix socket forwards are %w", errNotYet)
+		return Forward{}, fmt.Errorf("a Unix socket forward is %w", errNotYet)
 	case f.ListenPort == 0:
 		return Forward{}, fmt.Errorf("port 0 (the hub picks) is %w", errNotYet)
 	case f.HasListenHost && (f.ListenHost == "" || f.ListenHost == "*"):

@@ -131,7 +131,7 @@ func TestAliasNotYetSupported(t *testing.T) {
 		{"StrictHostKeyChecking accept-new", "ssh_config:2: StrictHostKeyChecking accept-new is not supported yet"},
 		{"StrictHostKeyChecking no", "rtunnel never connects to a host whose key it cannot check"},
 		{"RemoteForward 0 localhost:22", "port 0 (the hub picks) is not supported yet"},
-		{"RemoteForward /run/hub.sock localhost:22", "Unix socket forwards are not supported yet"},
+		{"RemoteForward /run/hub.sock localhost:22", "a Unix socket forward is not supported yet"},
 		{"ProxyCommand nc %h %p", "ssh_config:2: ProxyCommand is not supported"},
 		{"IdentityFile @DIR@/nope", "ssh_config:2: no IdentityFile exists (@DIR@/nope)"},
 	}

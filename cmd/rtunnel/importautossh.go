@@ -227,9 +227,7 @@ func (t *importedTunnel) option(opt byte, val string, runAs account) error {
 		if strings.EqualFold(val, "none") {
 			return nil
 		}
-		for _, hop := range strings.Split(val, ",") {
-			t.jump = append(t.jump, hop)
-		}
+		t.jump = append(t.jump, strings.Split(val, ",")...)
 	case 'i':
 		if t.identity == "" {
 			t.identity = val

@@ -243,11 +243,11 @@ func hiddenByGlob(pattern, file string) bool {
 func checkPerm(path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("Include %s: %v", path, unwrapPath(err))
+		return fmt.Errorf("included file %s: %v", path, unwrapPath(err))
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if fi.Mode().Perm()&0o022 != 0 || ok && st.Uid != 0 && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("Include %s: bad owner or permissions (ssh refuses it too): it must belong to you or root and not be writable by group or others; chmod go-w %s", path, path)
+		return fmt.Errorf("included file %s: bad owner or permissions (ssh refuses it too): it must belong to you or root and not be writable by group or others; chmod go-w %s", path, path)
 	}
 	return nil
 }
