@@ -109,6 +109,15 @@ const sshArgOptions = "BbcDEeFIiJLlMmOoPpQRSWw"
 func importAutossh(in autosshInvocation, name string) (string, error) {
 	t := &importedTunnel{name: name}
 	argv := in.argv
+	// "env AUTOSSH_GATETIME=0 autossh ..." or "AUTOSSH_POLL=30 autossh ...".
+	if len(argv) > 0 && filepath.Base(argv[0]) == "env" {
+		argv = argv[1:]
+	}
+	for len(argv) > 0 && envAssignment.MatchString(argv[0]) {
+		k, v, _ := strings.Cut(argv[0], "=")
+		in.env[k] = v
+		argv = argv[1:]
+	}
 	if len(argv) > 0 && (filepath.Base(argv[0]) == "autossh" || filepath.Base(argv[0]) == "ssh") {
 		argv = argv[1:]
 	}
@@ -524,6 +533,8 @@ func (t *importedTunnel) defaults(runAs account) {
 		}
 	}
 }
+
+var envAssignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
 
 var plainYAML = regexp.MustCompile(`^[A-Za-z0-9/_.@-][A-Za-z0-9/_.@:+,~=^-]*$`)
 

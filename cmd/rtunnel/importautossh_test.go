@@ -77,6 +77,8 @@ func TestImportAutosshTable(t *testing.T) {
 			server: "edge@hub:443", forwards: "[::1]:2220->[::1]:22", knownHosts: "/etc/rtunnel/known_hosts"},
 		{args: []string{"autossh", "-M", "0", "-f", "-N", "-q", "-C", "-J", "jump1@a.example:2201,b.example", "-R", "*:2220:localhost:22", "ssh://ops@target.example:2022"},
 			server: "ops@target.example:2022", forwards: "0.0.0.0:2220->localhost:22", jumps: "jump1@a.example:2201 root-or-me@b.example:22", notes: "-C (compression)"},
+		{args: []string{"/usr/bin/env", "AUTOSSH_GATETIME=0", "AUTOSSH_POLL=30", "autossh", "-M", "0", "-N", "-R", "2220:localhost:22", "u@h"},
+			server: "u@h:22", forwards: "localhost:2220->localhost:22", notes: "AUTOSSH_GATETIME=0: rtunnel has no gate time"},
 		{args: []string{"autossh", "-M", "0", "-N", "-o", "IdentityFile=~/.ssh/tunnel_key", "-o", "StrictHostKeyChecking=yes", "-o", "RemoteForward 2221 localhost:22", "u@h"},
 			server: "u@h:22", forwards: "localhost:2221->localhost:22", identity: home + "/.ssh/tunnel_key"},
 	}

@@ -84,7 +84,7 @@ func readAutosshUnit(path string) (autosshInvocation, error) {
 		return in, fmt.Errorf("%s: no ExecStart= in [Service]: is this the unit that runs autossh?", path)
 	}
 	in.argv = expandUnitVars(exec, in.env)
-	if b := filepath.Base(in.argv[0]); b != "autossh" && b != "ssh" {
+	if b := filepath.Base(in.argv[0]); b != "autossh" && b != "ssh" && b != "env" {
 		return in, fmt.Errorf("%s: ExecStart runs %s, not autossh or ssh", path, in.argv[0])
 	}
 	in.runAs, err = unitAccount(userName)

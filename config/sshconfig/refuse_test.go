@@ -129,3 +129,14 @@ func TestIncludeSelfIsBounded(t *testing.T) {
 		t.Fatalf("Resolve: %v, want the Include depth error", err)
 	}
 }
+
+// A path naming a device is refused before it is read: ssh_config comes
+// from an operator's YAML, and /dev/zero must not fill the daemon's memory.
+func TestConfigFileMustBeRegular(t *testing.T) {
+	if _, err := Resolve("/dev/zero", "hub", localOptions(t)); err == nil || !strings.Contains(err.Error(), "/dev/zero: cannot read ssh_config: not a regular file") {
+		t.Errorf("Resolve(/dev/zero): %v", err)
+	}
+	if _, err := Resolve(os.DevNull, "hub", localOptions(t)); err != nil {
+		t.Errorf("Resolve(/dev/null), as ssh -F /dev/null: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package sshconfig
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,9 +141,9 @@ func (r *resolver) errAt(directive, format string, args ...any) error {
 // Host/Match state, shared with the including file as in OpenSSH; never
 // marks a file included from an inactive block: nothing in it applies.
 func (r *resolver) readFile(path string, depth int, active *bool, never bool) error {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
-		return &Error{File: path, Msg: fmt.Sprintf("cannot read ssh_config: %v", unwrapPath(err))}
+		return &Error{File: path, Msg: fmt.Sprintf("cannot read ssh_config: %v", err)}
 	}
 	for i, line := range strings.Split(string(data), "\n") {
 		src := Source{File: path, Line: i + 1}
@@ -176,6 +177,37 @@ func (r *resolver) readFile(path string, depth int, active *bool, never bool) er
 		}
 	}
 	return nil
+}
+
+// maxConfigSize bounds what one file may hold: a config is a few KiB, and a
+// path naming a device (/dev/zero) must not eat the daemon's memory.
+const maxConfigSize = 1 << 20
+
+// readConfigFile reads a regular file (or /dev/null, as ssh -F /dev/null).
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if path == os.DevNull {
+		return nil, nil
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("larger than %d KiB: is this an ssh_config?", maxConfigSize>>10)
+	}
+	return data, nil
 }
 
 func unwrapPath(err error) error {
