@@ -17,7 +17,7 @@ type Endpoint struct {
 	KnownHosts     string // known_hosts file
 	ConnectTimeout time.Duration
 
-	algorithms *Algorithms // the tunnel's, set by setDefaults
+	algorithms *algorithms // the tunnel's, set by setDefaults
 }
 
 // Addr is host:port as written by the user.
@@ -39,12 +39,9 @@ func (f Forward) Remote() string { return net.JoinHostPort(f.RemoteHost, strconv
 // String is the forward's label in logs and metrics.
 func (f Forward) String() string { return f.Remote() + "->" + f.Local }
 
-// Algorithms are the SSH algorithm lists a tunnel offers.
-type Algorithms struct {
-	Ciphers           []string
-	KeyExchanges      []string
-	MACs              []string
-	HostKeyAlgorithms []string
+// algorithms are the lists a hop offers, the tunnel's.
+type algorithms struct {
+	ciphers, keyExchanges, macs, hostKeys []string
 }
 
 // Config describes one tunnel. Zero durations take the package defaults.
@@ -65,10 +62,13 @@ type Config struct {
 	ForwardRetryFor      time.Duration // how long to re-request at ForwardRetry
 	ForwardRetryMax      time.Duration // longest wait after that window
 
-	// Algorithms, resolved (see ResolveAlgorithms); nil lists are
-	// x/crypto's defaults. They apply to every hop, as ssh -c/-m/-o would
-	// to one connection.
-	Algorithms Algorithms
+	// Algorithm lists, resolved (see ResolveAlgorithms); nil is x/crypto's
+	// defaults (for host keys: what known_hosts holds). They apply to every
+	// hop.
+	Ciphers           []string
+	KeyExchanges      []string
+	MACs              []string
+	HostKeyAlgorithms []string
 
 	MaxConnections int           // forwarded connections open at once
 	ShutdownGrace  time.Duration // how long open connections may finish on stop
@@ -102,11 +102,12 @@ func (c *Config) setDefaults() {
 	if c.ShutdownGrace < 0 {
 		c.ShutdownGrace = 0
 	}
+	algos := &algorithms{ciphers: c.Ciphers, keyExchanges: c.KeyExchanges, macs: c.MACs, hostKeys: c.HostKeyAlgorithms}
 	for _, e := range c.hops() {
 		if e.ConnectTimeout <= 0 {
 			e.ConnectTimeout = 15 * time.Second
 		}
-		e.algorithms = &c.Algorithms
+		e.algorithms = algos
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

@@ -147,8 +147,8 @@ func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signe
 		ClientVersion:     "SSH-2.0-rtunnel",
 	}
 	if a := ep.algorithms; a != nil {
-		cfg.Ciphers, cfg.KeyExchanges, cfg.MACs = a.Ciphers, a.KeyExchanges, a.MACs
-		cfg.HostKeyAlgorithms = hostKeyAlgorithms(cfg.HostKeyAlgorithms, a.HostKeyAlgorithms)
+		cfg.Ciphers, cfg.KeyExchanges, cfg.MACs = a.ciphers, a.keyExchanges, a.macs
+		cfg.HostKeyAlgorithms = hostKeyAlgorithms(cfg.HostKeyAlgorithms, a.hostKeys)
 	}
 	var (
 		c     ssh.Conn

@@ -31,7 +31,10 @@ func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunne
 		Log:                  log,
 		Observer:             obs,
 	}
-	tc.Algorithms, _ = tunnelAlgorithms(c, t) // loadAndCheck reports the errors
+	// loadAndCheck reports the errors; a list with one is left at the default.
+	algos, _ := tunnelAlgorithms(c, t)
+	tc.Ciphers, tc.KeyExchanges, tc.MACs, tc.HostKeyAlgorithms = algos[tunnel.KindCiphers], algos[tunnel.KindKexAlgorithms],
+		algos[tunnel.KindMACs], algos[tunnel.KindHostKeyAlgorithms]
 	for _, j := range t.Jump {
 		tc.Jump = append(tc.Jump, endpoint(j))
 	}
@@ -43,8 +46,8 @@ func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunne
 
 // tunnelAlgorithms resolves the tunnel's algorithm specs against
 // x/crypto's lists; each problem names where the spec was written.
-func tunnelAlgorithms(c *config.Config, t config.Tunnel) (tunnel.Algorithms, []error) {
-	var a tunnel.Algorithms
+func tunnelAlgorithms(c *config.Config, t config.Tunnel) (map[tunnel.AlgorithmKind][]string, []error) {
+	a := map[tunnel.AlgorithmKind][]string{}
 	var errs []error
 	for _, spec := range t.Algorithms {
 		list, err := tunnel.ResolveAlgorithms(tunnel.AlgorithmKind(spec.Key), spec.Spec)
@@ -56,16 +59,7 @@ func tunnelAlgorithms(c *config.Config, t config.Tunnel) (tunnel.Algorithms, []e
 			errs = append(errs, fmt.Errorf("%s.%w", where, err))
 			continue
 		}
-		switch tunnel.AlgorithmKind(spec.Key) {
-		case tunnel.KindCiphers:
-			a.Ciphers = list
-		case tunnel.KindKexAlgorithms:
-			a.KeyExchanges = list
-		case tunnel.KindMACs:
-			a.MACs = list
-		case tunnel.KindHostKeyAlgorithms:
-			a.HostKeyAlgorithms = list
-		}
+		a[tunnel.AlgorithmKind(spec.Key)] = list
 	}
 	return a, errs
 }
