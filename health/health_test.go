@@ -285,6 +285,23 @@ func TestTunnelUpDownAndForwards(t *testing.T) {
 	}
 }
 
+// A new connect attempt means the previous session is over, even if its
+// end was never reported: the up gauge must not stay at 1 through it.
+func TestConnectAttemptClearsUp(t *testing.T) {
+	h, srv := newTestHealth(t)
+	h.AddTunnel("hub", []string{fwSSH})
+	h.ConnectAttempt("hub")
+	h.Connected("hub")
+	h.ForwardUp("hub", fwSSH)
+	assertValue(t, scrape(t, srv), 1, "rtunnel_tunnel_up", "tunnel", "hub")
+
+	h.ConnectAttempt("hub")
+	s := scrape(t, srv)
+	assertValue(t, s, 0, "rtunnel_tunnel_up", "tunnel", "hub")
+	assertValue(t, s, 0, "rtunnel_connected_since_seconds", "tunnel", "hub")
+	assertValue(t, s, 0, "rtunnel_forward_up", "tunnel", "hub", "forward", fwSSH)
+}
+
 func TestConnectAttemptsCountByResult(t *testing.T) {
 	h, srv := newTestHealth(t)
 	h.AddTunnel("hub", []string{fwSSH})

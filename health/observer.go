@@ -18,6 +18,7 @@ func (h *Health) ConnectAttempt(tunnel string) {
 	if t == nil {
 		return
 	}
+	t.markDown() // a new attempt means the last session is over, reported or not
 	t.nextRetry.Set(0)
 	t.mu.Lock()
 	t.setState(StateConnecting, h.now())

@@ -44,7 +44,10 @@ type testServer struct {
 	refuseAuth    atomic.Bool
 	silent        atomic.Bool // accept TCP and never speak
 	closeAtOnce   atomic.Bool // accept TCP and close it
+	holdForward   atomic.Bool // never answer tcpip-forward, as a hub too slow to reply
 	accepted      atomic.Int32
+
+	forwardAsked chan struct{} // one value per tcpip-forward received
 
 	conns chan *hubConn
 	wg    sync.WaitGroup
@@ -113,7 +116,7 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{t: t, ln: ln, port: ln.Addr().(*net.TCPAddr).Port, hostKey: hostKey, conns: make(chan *hubConn, 64)}
+	s := &testServer{t: t, ln: ln, port: ln.Addr().(*net.TCPAddr).Port, hostKey: hostKey, conns: make(chan *hubConn, 64), forwardAsked: make(chan struct{}, 64)}
 	s.cfg = &ssh.ServerConfig{}
 	// Any key logs in unless refuseAuth is set.
 	s.cfg.PublicKeyCallback = func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
@@ -169,6 +172,13 @@ func (s *testServer) handle(g *gatedConn) {
 		for r := range reqs {
 			switch r.Type {
 			case "tcpip-forward":
+				select {
+				case s.forwardAsked <- struct{}{}:
+				default:
+				}
+				if s.holdForward.Load() {
+					continue
+				}
 				var p forwardPayload
 				ok := ssh.Unmarshal(r.Payload, &p) == nil && !s.refuseForward.Load()
 				r.Reply(ok, nil)

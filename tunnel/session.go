@@ -96,6 +96,10 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 		t.log.Info("connected", "took", took)
 	}
 	t.obs.Connected(t.cfg.Name)
+	// Every session reported up is reported down, however it ends: health
+	// holds rtunnel_tunnel_up at 1 until then. nil is a stop on request.
+	var downErr error
+	defer func() { t.obs.Disconnected(t.cfg.Name, downErr) }()
 	s.watch()
 
 	err = s.requestForwards(ctx)
@@ -103,10 +107,11 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 		s.kill(err)
 		err = s.finish()
 		if ctx.Err() != nil {
+			t.logStop(ctx)
 			return nil
 		}
 		t.obs.ConnectResult(t.cfg.Name, Result(err))
-		t.obs.Disconnected(t.cfg.Name, err)
+		downErr = err
 		return err
 	}
 	t.obs.ConnectResult(t.cfg.Name, ResultOK)
@@ -119,12 +124,7 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	case <-ctx.Done():
 		s.shutdown()
 		s.finish()
-		t.obs.Disconnected(t.cfg.Name, nil)
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			t.log.Info("session closed on request", "reason", cause.Error())
-		} else {
-			t.log.Info("session closed on stop")
-		}
+		t.logStop(ctx)
 		return nil
 	case <-s.dead:
 	}
@@ -132,9 +132,19 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	if notClosedByServer(err) && s.chain[0].tcp != nil {
 		t.setStale(&staleConn{local: s.chain[0].tcp.LocalAddr().(*net.TCPAddr), since: time.Now()})
 	}
-	t.obs.Disconnected(t.cfg.Name, err)
+	downErr = err
 	t.log.Warn("disconnected", "err", err.Error(), "was_up_for", time.Since(start).Round(time.Second).String())
 	return err
+}
+
+// logStop logs a session closed because ctx ended, with the cause a
+// reconnect or reload gave.
+func (t *Tunnel) logStop(ctx context.Context) {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		t.log.Info("session closed on request", "reason", cause.Error())
+	} else {
+		t.log.Info("session closed on stop")
+	}
 }
 
 func hopNames(chain []*hop) string {
