@@ -1,7 +1,7 @@
 // Package reconnect runs a session function forever: after each end it waits
-// (exponential backoff with jitter, or a short fixed wait for errors that
-// deserve a fast retry) and runs it again, until the context ends or an
-// error is permanent.
+// (exponential backoff with jitter, a short fixed wait for errors that
+// deserve a fast retry, the longest wait for errors that need time) and runs
+// it again, until the context ends or an error is permanent.
 //
 // It imports only the standard library and github.com/cenkalti/backoff/v4;
 // it knows nothing of SSH, config files or metrics.
@@ -78,6 +78,10 @@ type Loop struct {
 	// IsRefused errors (connection refused) are retried at RefusedRetry
 	// during the quick phase.
 	IsRefused func(error) bool
+	// IsSlow errors are retried after Max (with jitter), quick phase or
+	// not: a file being rewritten needs a moment, and a file that stays
+	// broken needs an operator, not a tight loop.
+	IsSlow func(error) bool
 	// OnRetry is told about every scheduled retry (for logs and metrics).
 	OnRetry func(attempt int, err error, wait time.Duration)
 	// Kick, when it delivers, ends the running session (its context is
@@ -96,8 +100,6 @@ type PermanentError struct{ Err error }
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
-// Run loops until ctx ends (returns nil) or the session fails permanently
-// (returns *PermanentError).
 // DefaultRefusedRetry is RefusedRetry's default.
 const DefaultRefusedRetry = 250 * time.Millisecond
 
@@ -108,6 +110,8 @@ func (p Policy) refusedRetry() time.Duration {
 	return DefaultRefusedRetry
 }
 
+// Run loops until ctx ends (returns nil) or the session fails permanently
+// (returns *PermanentError).
 func (l *Loop) Run(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(l.Policy.Initial),
@@ -148,6 +152,9 @@ func (l *Loop) Run(ctx context.Context) error {
 			outageSince = time.Now()
 		}
 		var wait time.Duration
+		if l.IsSlow != nil && l.IsSlow(err) {
+			wait = jittered(l.Policy.Max, l.Policy.Jitter)
+		}
 		if l.IsFast != nil && l.IsFast(err) && l.Policy.FastRetry > 0 {
 			if fastSince.IsZero() {
 				fastSince = time.Now()

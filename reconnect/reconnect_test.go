@@ -17,6 +17,7 @@ var (
 	errFatal       = errors.New("host key changed")
 	errFast        = errors.New("forward refused")
 	errConnRefused = errors.New("connection refused by the server's host")
+	errSlow        = errors.New("key file missing")
 )
 
 type call struct {
@@ -50,6 +51,7 @@ func run(t *testing.T, p Policy, sessions func(n int, up func()) error, stopAfte
 			IsPermanent: func(err error) bool { return errors.Is(err, errFatal) },
 			IsFast:      func(err error) bool { return errors.Is(err, errFast) },
 			IsRefused:   func(err error) bool { return errors.Is(err, errConnRefused) },
+			IsSlow:      func(err error) bool { return errors.Is(err, errSlow) },
 			OnRetry: func(attempt int, err error, wait time.Duration) {
 				calls = append(calls, call{at: time.Since(start), wait: wait})
 			},
