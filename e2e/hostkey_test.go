@@ -57,9 +57,16 @@ func TestPermanentErrorsExit78(t *testing.T) {
 		{"public key given as identity", func(t *testing.T) string {
 			pub := filepath.Join(t.TempDir(), "id.pub")
 			data, _ := os.ReadFile(w.tunnelKey.Public)
-			os.WriteFile(pub, data, 0o600)
+			os.WriteFile(pub, data, 0o644) // as ssh-keygen writes it: said to be a public key, not "too open"
 			return w.configWith(t, pub, w.knownHosts)
-		}, []string{"is not a private key", "is this the .pub file?"}},
+		}, []string{"this is a public key", "without .pub"}},
+		{"known_hosts writable by group", func(t *testing.T) string {
+			kh := filepath.Join(t.TempDir(), "known_hosts")
+			data, _ := os.ReadFile(w.knownHosts)
+			os.WriteFile(kh, data, 0o644)
+			os.Chmod(kh, 0o664)
+			return w.configWith(t, w.tunnelKey.Private, kh)
+		}, []string{"permissions 0664", "group or others write it", "chmod go-w /"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Connect results, used as the metrics label and in logs.
@@ -25,7 +28,8 @@ const (
 // HostKeyKind says what was wrong with a server's host key.
 type HostKeyKind int
 
-// Host key problems; all are permanent.
+// Host key problems. A changed or revoked key is permanent; an unknown
+// host at run time (known_hosts lost its line since start-up) is Slow.
 const (
 	HostUnknown HostKeyKind = iota
 	HostChanged
@@ -59,11 +63,9 @@ func (e *HostKeyError) Error() string {
 		knownHostsName(e.Host, e.Port), e.KnownHosts, e.KeyType, e.Offered, keyFileType(e.KeyType), keyscanCommand(e.Host, e.Port, e.KeyType, e.KnownHosts))
 }
 
+// knownHostsName is how known_hosts spells host:port.
 func knownHostsName(host string, port int) string {
-	if port == 22 {
-		return host
-	}
-	return fmt.Sprintf("[%s]:%d", host, port)
+	return knownhosts.Normalize(net.JoinHostPort(host, strconv.Itoa(port)))
 }
 
 func keyFileType(t string) string {
@@ -76,26 +78,51 @@ func keyFileType(t string) string {
 	return "rsa"
 }
 
+// keyscanCommand is the ssh-keyscan line that appends host's key to file;
+// keyType "" asks for every type.
 func keyscanCommand(host string, port int, keyType, file string) string {
-	p := ""
+	args := []string{"ssh-keyscan"}
 	if port != 22 {
-		p = fmt.Sprintf("-p %d ", port)
+		args = append(args, "-p", strconv.Itoa(port))
 	}
-	return fmt.Sprintf("ssh-keyscan %s-t %s %s >> %s", p, keyFileType(keyType), host, file)
+	if keyType != "" {
+		args = append(args, "-t", keyFileType(keyType))
+	}
+	return strings.Join(append(args, host, ">>", file), " ")
 }
 
-// KeyFileError is a private key rtunnel cannot use; permanent.
+// FileFault says what is wrong with a key or known_hosts file, which
+// decides whether waiting can help (see Permanent and Slow).
+type FileFault int
+
+const (
+	// FileUnreadable: missing, unreadable, empty or cut short. At run time
+	// (the file passed the start-up check) that is usually an editor or a
+	// config-management tool rewriting it: retried slowly.
+	FileUnreadable FileFault = iota
+	// FileUnsafe: its mode or owner lets another user change it (or read
+	// a private key). A configuration error: permanent.
+	FileUnsafe
+	// FileUnusable: not what it must be (a public key given as identity, a
+	// passphrase-protected key, not a regular file, no entry for the
+	// host). A configuration error: permanent.
+	FileUnusable
+)
+
+// KeyFileError is a private key rtunnel cannot use.
 type KeyFileError struct {
-	Path string
-	Msg  string
+	Path  string
+	Msg   string
+	Fault FileFault
 }
 
 func (e *KeyFileError) Error() string { return fmt.Sprintf("identity %s: %s", e.Path, e.Msg) }
 
-// KnownHostsError is a known_hosts file rtunnel cannot use; permanent.
+// KnownHostsError is a known_hosts file rtunnel cannot use.
 type KnownHostsError struct {
-	Path string
-	Err  error
+	Path  string
+	Err   error
+	Fault FileFault
 }
 
 func (e *KnownHostsError) Error() string {
@@ -204,14 +231,47 @@ func (e *ClosedError) Error() string {
 }
 func (e *ClosedError) Unwrap() error { return e.Err }
 
-// Permanent reports whether retrying cannot help: bad key files, bad
-// known_hosts, unknown, changed or revoked host keys. Everything else
-// (network, server refusals, timeouts) is worth retrying.
+// Permanent reports whether retrying cannot help: a changed or revoked
+// host key, or a key or known_hosts file that is unsafe or unusable (a
+// configuration error). Everything else (network, server refusals,
+// timeouts, files that may be mid-rewrite) is worth retrying.
 func Permanent(err error) bool {
-	var hk *HostKeyError
-	var kf *KeyFileError
-	var kh *KnownHostsError
-	return errors.As(err, &hk) || errors.As(err, &kf) || errors.As(err, &kh)
+	var (
+		hk *HostKeyError
+		kf *KeyFileError
+		kh *KnownHostsError
+	)
+	switch {
+	case errors.As(err, &hk):
+		return hk.Kind != HostUnknown
+	case errors.As(err, &kf):
+		return kf.Fault != FileUnreadable
+	case errors.As(err, &kh):
+		return kh.Fault != FileUnreadable
+	}
+	return false
+}
+
+// Slow reports whether err is a file problem that time may fix: a key or
+// known_hosts file missing, unreadable or cut short, or a host missing from
+// known_hosts. Start-up refuses these (Check); at run time the file was
+// fine a moment ago, so it is most likely being rewritten, and the session
+// is retried after the longest backoff wait instead of stopping for good.
+func Slow(err error) bool {
+	var (
+		hk *HostKeyError
+		kf *KeyFileError
+		kh *KnownHostsError
+	)
+	switch {
+	case errors.As(err, &hk):
+		return hk.Kind == HostUnknown
+	case errors.As(err, &kf):
+		return kf.Fault == FileUnreadable
+	case errors.As(err, &kh):
+		return kh.Fault == FileUnreadable
+	}
+	return false
 }
 
 // Result maps a session error to a connect-attempt result label.

@@ -24,11 +24,12 @@ import (
 // Classification is tested with the errors rtunnel really gets: each case
 // fails for real (a closed port, a refused key, a changed host key in a real
 // knownhosts callback, a silent server...) and the test checks what
-// Permanent (exit 78), Result (log and metrics label) and FastRetry decide,
+// Permanent (exit 78), Slow, Result (log and metrics label) and FastRetry decide,
 // and what the message tells the operator.
 
 type classified struct {
 	permanent bool
+	slow      bool // retried after the longest backoff wait (a file being rewritten)
 	result    string
 	fast      bool
 	words     []string // the message must contain each
@@ -41,6 +42,9 @@ func check(t *testing.T, got error, want classified) {
 	}
 	if p := Permanent(got); p != want.permanent {
 		t.Errorf("Permanent = %v, want %v for %T: %v", p, want.permanent, got, got)
+	}
+	if sl := Slow(got); sl != want.slow {
+		t.Errorf("Slow = %v, want %v for %T: %v", sl, want.slow, got, got)
 	}
 	if r := Result(got); r != want.result {
 		t.Errorf("Result = %q, want %q for %T: %v", r, want.result, got, got)
@@ -73,9 +77,13 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// writeFile writes data with exactly mode, whatever the umask.
 func writeFile(t *testing.T, path, data string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -145,7 +153,7 @@ func TestClassifyHostKeys(t *testing.T) {
 		{"changed", hostLine(otherKey(t)), HostChanged,
 			classified{permanent: true, result: ResultHostKey, words: []string{"HAS CHANGED", "ssh-keygen -R [127.0.0.1]:" + strconv.Itoa(s.port), "will not connect"}}},
 		{"unknown", knownhosts.Line([]string{"[127.0.0.2]:" + strconv.Itoa(s.port)}, s.hostKey.PublicKey()) + "\n", HostUnknown,
-			classified{permanent: true, result: ResultHostKey, words: []string{"is not in", "never trusts an unknown host", "ssh-keyscan -p " + strconv.Itoa(s.port) + " -t ed25519 127.0.0.1"}}},
+			classified{slow: true, result: ResultHostKey, words: []string{"is not in", "never trusts an unknown host", "ssh-keyscan -p " + strconv.Itoa(s.port) + " -t ed25519 127.0.0.1"}}},
 		{"revoked", "@revoked * " + string(ssh.MarshalAuthorizedKey(s.hostKey.PublicKey())) + hostLine(s.hostKey.PublicKey()), HostRevoked,
 			classified{permanent: true, result: ResultHostKey, words: []string{"@revoked", "will not connect"}}},
 	}
@@ -187,11 +195,16 @@ func TestClassifyKnownHostsAndKeyFiles(t *testing.T) {
 		want  classified
 	}{
 		{"known_hosts missing", func(c *Config) { c.Server.KnownHosts = filepath.Join(dir, "nope") },
-			classified{permanent: true, result: ResultHandshake, words: []string{"known_hosts", "no such file or directory", "ssh-keyscan"}}},
+			classified{slow: true, result: ResultHandshake, words: []string{"known_hosts", "no such file or directory", "ssh-keyscan"}}},
 		{"known_hosts garbage", func(c *Config) {
 			c.Server.KnownHosts = filepath.Join(dir, "garbage")
 			writeFile(t, c.Server.KnownHosts, "this is not a known_hosts line\n", 0o644)
-		}, classified{permanent: true, result: ResultHandshake, words: []string{"known_hosts", "no valid entries"}}},
+		}, classified{slow: true, result: ResultHandshake, words: []string{"known_hosts", "no valid entries"}}},
+		{"known_hosts writable by group", func(c *Config) {
+			c.Server.KnownHosts = filepath.Join(dir, "shared_known_hosts")
+			data, _ := os.ReadFile(f.knownHosts)
+			writeFile(t, c.Server.KnownHosts, string(data), 0o664)
+		}, classified{permanent: true, result: ResultHandshake, words: []string{"known_hosts", "0664", "group or others write it", "chmod go-w " + filepath.Join(dir, "shared_known_hosts")}}},
 		{"identity readable by others", func(c *Config) {
 			c.Server.Identity = filepath.Join(dir, "loose")
 			data, _ := os.ReadFile(f.identity)
@@ -204,9 +217,18 @@ func TestClassifyKnownHostsAndKeyFiles(t *testing.T) {
 		{"identity is the public key", func(c *Config) {
 			c.Server.Identity = filepath.Join(dir, "id.pub")
 			writeFile(t, c.Server.Identity, string(ssh.MarshalAuthorizedKey(f.signer.PublicKey())), 0o600)
-		}, classified{permanent: true, result: ResultHandshake, words: []string{"not a private key", ".pub"}}},
+		}, classified{permanent: true, result: ResultHandshake, words: []string{"this is a public key", filepath.Join(dir, "id") + ")"}}},
 		{"identity missing", func(c *Config) { c.Server.Identity = filepath.Join(dir, "absent") },
-			classified{permanent: true, result: ResultHandshake, words: []string{"cannot read", "ssh-keygen -t ed25519"}}},
+			classified{slow: true, result: ResultHandshake, words: []string{"cannot read", "no such file or directory", "ssh-keygen -t ed25519"}}},
+		{"identity empty", func(c *Config) {
+			c.Server.Identity = filepath.Join(dir, "empty")
+			writeFile(t, c.Server.Identity, "", 0o600)
+		}, classified{slow: true, result: ResultHandshake, words: []string{"is empty", "rewritten"}}},
+		{"identity cut short", func(c *Config) {
+			c.Server.Identity = filepath.Join(dir, "short")
+			data, _ := os.ReadFile(f.identity)
+			writeFile(t, c.Server.Identity, string(data[:len(data)/2]), 0o600)
+		}, classified{slow: true, result: ResultHandshake, words: []string{"not a private key rtunnel can use"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

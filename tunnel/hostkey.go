@@ -25,13 +25,23 @@ type hostKeys struct {
 
 // LoadKnownHosts parses a known_hosts file in OpenSSH format (hashed names,
 // [host]:port, @revoked, @cert-authority lines are skipped by x/crypto).
+// Like ssh, it refuses a file that group or others may write, or that
+// another non-root user owns.
 func LoadKnownHosts(path string) (ssh.HostKeyCallback, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, &KnownHostsError{Path: path, Err: fmt.Errorf("%w; create it with ssh-keyscan -p PORT HOST >> %s", unwrapPathErr(err), path)}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, &KnownHostsError{Path: path, Fault: FileUnreadable, Err: fmt.Errorf("%w; create it with ssh-keyscan -p PORT HOST >> %s", unwrapPathErr(err), path)}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &KnownHostsError{Path: path, Fault: FileUnusable, Err: errors.New("is not a regular file")}
+	}
+	if msg := unsafeFile(path, fi, false); msg != "" {
+		return nil, &KnownHostsError{Path: path, Fault: FileUnsafe, Err: errors.New(msg)}
 	}
 	cb, err := knownhosts.New(path)
 	if err != nil {
-		return nil, &KnownHostsError{Path: path, Err: err}
+		// No valid line at all: unreadable, or cut short by a rewrite.
+		return nil, &KnownHostsError{Path: path, Fault: FileUnreadable, Err: err}
 	}
 	return cb, nil
 }
@@ -127,7 +137,7 @@ func (h *hostKeys) Check(hostname string, remote net.Addr, key ssh.PublicKey) er
 	case errors.As(err, &ke):
 		he.Kind = HostUnknown
 	default:
-		h.setErr(&KnownHostsError{Path: h.ep.KnownHosts, Err: err})
+		h.setErr(&KnownHostsError{Path: h.ep.KnownHosts, Fault: FileUnusable, Err: err})
 		return err
 	}
 	h.setErr(he)

@@ -1,39 +1,64 @@
 package tunnel
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // LoadIdentity reads an unencrypted private key (ed25519, ECDSA or RSA).
-// Like ssh, it refuses a key file that group or others may access.
+// Like ssh, it refuses a key file that group or others may access, or that
+// another non-root user owns.
 func LoadIdentity(path string) (ssh.Signer, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, &KeyFileError{Path: path, Msg: fmt.Sprintf("cannot read: %v; create one with ssh-keygen -t ed25519 -N '' -f %s", unwrapPathErr(err), path)}
+		return nil, &KeyFileError{Path: path, Fault: FileUnreadable,
+			Msg: fmt.Sprintf("cannot read: %v; create one with ssh-keygen -t ed25519 -N '' -f %s", unwrapPathErr(err), path)}
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, &KeyFileError{Path: path, Msg: "is not a regular file"}
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, &KeyFileError{Path: path, Msg: fmt.Sprintf("permissions %04o are too open: a private key must not be accessible by group or others, as ssh requires; fix with chmod 600 %s", perm, path)}
+		return nil, &KeyFileError{Path: path, Fault: FileUnusable, Msg: "is not a regular file"}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &KeyFileError{Path: path, Msg: fmt.Sprintf("cannot read: %v", unwrapPathErr(err))}
+		return nil, &KeyFileError{Path: path, Fault: FileUnreadable, Msg: fmt.Sprintf("cannot read: %v", unwrapPathErr(err))}
+	}
+	// Before the mode: a .pub file is 0644, and "too open" would send
+	// the operator to chmod the wrong file.
+	if _, _, _, _, err := ssh.ParseAuthorizedKey(data); err == nil {
+		return nil, &KeyFileError{Path: path, Fault: FileUnusable, Msg: "this is a public key: identity must name the private key " + privateKeyHint(path)}
+	}
+	if msg := unsafeFile(path, fi, true); msg != "" {
+		return nil, &KeyFileError{Path: path, Fault: FileUnsafe, Msg: msg}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, &KeyFileError{Path: path, Fault: FileUnreadable, Msg: "is empty (is it being rewritten?)"}
 	}
 	signer, err := ssh.ParsePrivateKey(data)
 	if err != nil {
 		var pm *ssh.PassphraseMissingError
 		if errors.As(err, &pm) {
-			return nil, &KeyFileError{Path: path, Msg: fmt.Sprintf("is protected by a passphrase, and rtunnel runs unattended: use a dedicated key without one (ssh-keygen -t ed25519 -N '' -f %s)", path)}
+			return nil, &KeyFileError{Path: path, Fault: FileUnusable,
+				Msg: fmt.Sprintf("is protected by a passphrase, and rtunnel runs unattended: use a dedicated key without one (ssh-keygen -t ed25519 -N '' -f %s)", path)}
 		}
-		return nil, &KeyFileError{Path: path, Msg: fmt.Sprintf("is not a private key rtunnel can use: %v (it needs an OpenSSH or PEM ed25519, ECDSA or RSA key; is this the .pub file?)", err)}
+		// Unreadable, not unusable: a key cut short by a rewrite reads so.
+		return nil, &KeyFileError{Path: path, Fault: FileUnreadable,
+			Msg: fmt.Sprintf("is not a private key rtunnel can use: %v (it needs an OpenSSH or PEM ed25519, ECDSA or RSA key)", err)}
 	}
 	return signer, nil
+}
+
+// privateKeyHint names where the private key usually is, next to a public
+// key given by mistake.
+func privateKeyHint(path string) string {
+	if priv, ok := strings.CutSuffix(path, ".pub"); ok {
+		return fmt.Sprintf("(usually the same name without .pub: %s)", priv)
+	}
+	return "(the file ssh-keygen wrote without .pub)"
 }
 
 // Check validates every key file and known_hosts file of cfg without
@@ -57,16 +82,9 @@ func Check(cfg Config) []error {
 			continue
 		}
 		if algorithmsFor(cb, ep.Addr()) == nil {
-			errs = append(errs, &KnownHostsError{Path: ep.KnownHosts, Err: fmt.Errorf("has no key for %s (hop %s): add it with ssh-keyscan %s",
-				knownHostsName(ep.Host, ep.Port), ep, keyscanArgs(ep))})
+			errs = append(errs, &KnownHostsError{Path: ep.KnownHosts, Fault: FileUnusable, Err: fmt.Errorf("has no key for %s (hop %s): add it with %s",
+				knownhosts.Normalize(ep.Addr()), ep, keyscanCommand(ep.Host, ep.Port, "", ep.KnownHosts))})
 		}
 	}
 	return errs
-}
-
-func keyscanArgs(ep *Endpoint) string {
-	if ep.Port == 22 {
-		return fmt.Sprintf("%s >> %s", ep.Host, ep.KnownHosts)
-	}
-	return fmt.Sprintf("-p %d %s >> %s", ep.Port, ep.Host, ep.KnownHosts)
 }
