@@ -102,6 +102,7 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 		IsPermanent: tunnel.Permanent,
 		IsFast:      tunnel.FastRetry,
 		IsRefused:   tunnel.Refused,
+		IsSlow:      tunnel.Slow,
 		OnRetry: func(attempt int, err error, wait time.Duration) {
 			retryLog(tlog, attempt, err, wait)
 			s.health.Retrying(name, attempt, wait, err)
