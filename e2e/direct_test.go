@@ -70,11 +70,13 @@ func TestForwardRefusedExitOnForwardFailure(t *testing.T) {
 	d := w.up(t, w.config(t, [][2]string{{"localhost:" + strconv.Itoa(other), w.remote.Addr}},
 		"    forward_retry: 300ms\n    forward_retry_for: 1m\n"))
 	e, _, _ := d.WaitMsg(0, 20*time.Second, "forward refused; closing the session (exit_on_forward_failure)")
-	for _, cause := range []string{"held by an older session", "permitlisten", "port-forwarding"} {
+	for _, cause := range []string{"older session of this key", "permitlisten", "port-forwarding", "but the request was denied"} {
 		if !strings.Contains(e.Str("err"), cause) {
 			t.Errorf("refusal log %q does not mention %q", e.Str("err"), cause)
 		}
 	}
+	// What the refusal tells the operator to look for in the hub's log.
+	w.hub.WaitLog(t, fmt.Sprintf("to remote forward to host localhost port %d, but the request was denied", other), 5*time.Second)
 	// Three new sessions, each retry at forward_retry (300 ms), not at backoff.
 	var times []time.Time
 	from := 0
@@ -115,6 +117,32 @@ func TestForwardRefusedKeepsSession(t *testing.T) {
 	if n := countMsg(d, "connected"); n != 1 {
 		t.Errorf("%d sessions, want the first one kept", n)
 	}
+}
+
+// A port held on the hub by a process that is not sshd: the refusal says
+// the port is held, by an older session of this key or by another process
+// (not only "an older session"), and what in the hub's log and ss output
+// tells which. The hub's log says so.
+func TestForwardRefusedPortHeldByAnotherProcess(t *testing.T) {
+	t.Parallel()
+	w := newDirect(t, directOpts{})
+	// sshd binds localhost as 127.0.0.1 and ::1; one free address is
+	// enough for it to report success, so both are held.
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(w.tunnelPort)))
+		if err != nil {
+			t.Fatalf("holding the hub's port: %v", err)
+		}
+		defer ln.Close()
+	}
+	d := w.up(t, w.config(t, [][2]string{w.sshForward()}, ""))
+	e, _, _ := d.WaitMsg(0, 20*time.Second, "forward refused; closing the session (exit_on_forward_failure)")
+	for _, words := range []string{"Address already in use", "the port is held", "older session of this key", "another process on the hub", "ss -ltnp"} {
+		if !strings.Contains(e.Str("err"), words) {
+			t.Errorf("refusal log lacks %q:\n%s", words, e.Str("err"))
+		}
+	}
+	w.hub.WaitLog(t, fmt.Sprintf("bind [127.0.0.1]:%d: Address already in use", w.tunnelPort), 5*time.Second)
 }
 
 func countMsg(d *daemontest.Daemon, msg string) int {

@@ -199,9 +199,11 @@ type ForwardRefusedError struct {
 }
 
 func (e *ForwardRefusedError) Error() string {
-	return fmt.Sprintf("server %s refused remote forward %s: usually the port is still held by an older session of this key "+
-		"(it is freed when the server's ClientAlive check drops it), or the key's permitlisten does not allow it "+
-		"(permitlisten needs port-forwarding on the same key line), or another process listens there", e.Server, e.Forward)
+	return fmt.Sprintf("server %s refused remote forward %s. sshd gives no reason; its log tells which: "+
+		`"Address already in use" means the port is held, by an older session of this key that the server has not dropped yet `+
+		"(freed when its ClientAlive check drops it) or by another process on the hub (ss -ltnp there shows which); "+
+		`"but the request was denied" means the key's permitlisten does not allow it (permitlisten needs port-forwarding on the same key line)`,
+		e.Server, e.Forward)
 }
 
 // LinkDeadError is a link that stopped answering.

@@ -293,7 +293,7 @@ func TestClassifyForwardRefused(t *testing.T) {
 	cfg.ExitOnForwardFailure = true
 	err := runOnce(t, cfg)
 	check(t, err, classified{result: ResultForwardRefused, fast: true,
-		words: []string{"refused remote forward localhost:2220->127.0.0.1:22", "held by an older session", "permitlisten", "port-forwarding"}})
+		words: []string{"refused remote forward localhost:2220->127.0.0.1:22", "the port is held", "older session of this key", "another process on the hub", "permitlisten", "port-forwarding"}})
 }
 
 func TestClassifyLinkDead(t *testing.T) {

@@ -195,7 +195,7 @@ func staleListener(t *testing.T, l *lab, newAddress bool) {
 		if len(refusals) == 0 {
 			t.Fatal("no refused forward logged while the hub held the port")
 		}
-		for _, cause := range []string{"held by an older session", "ClientAlive", "permitlisten"} {
+		for _, cause := range []string{"the port is held, by an older session of this key", "ClientAlive", "permitlisten"} {
 			if !strings.Contains(refusals[0].Str("err"), cause) {
 				t.Errorf("refusal log %q does not mention %q", refusals[0].Str("err"), cause)
 			}
