@@ -73,6 +73,11 @@ type Config struct {
 	MaxConnections int           // forwarded connections open at once
 	ShutdownGrace  time.Duration // how long open connections may finish on stop
 
+	// DisableStalePoke turns off the SYN from a silently dead connection's
+	// own address that makes the server drop it (poke.go); the zero value
+	// pokes.
+	DisableStalePoke bool
+
 	Log      *slog.Logger
 	Observer Observer
 

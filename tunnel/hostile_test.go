@@ -35,6 +35,7 @@ import (
 // told otherwise and hands each authenticated connection to the test.
 type testServer struct {
 	t       *testing.T
+	host    string
 	ln      net.Listener
 	port    int
 	hostKey ssh.Signer
@@ -104,6 +105,12 @@ func (g *gatedConn) Close() error {
 
 func newTestServer(t *testing.T) *testServer {
 	t.Helper()
+	return newTestServerOn(t, "127.0.0.1")
+}
+
+// newTestServerOn listens on host (a loopback address) and a free port.
+func newTestServerOn(t *testing.T, host string) *testServer {
+	t.Helper()
 	_, hk, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -112,11 +119,11 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{t: t, ln: ln, port: ln.Addr().(*net.TCPAddr).Port, hostKey: hostKey, conns: make(chan *hubConn, 64), forwardAsked: make(chan struct{}, 64)}
+	s := &testServer{t: t, host: host, ln: ln, port: ln.Addr().(*net.TCPAddr).Port, hostKey: hostKey, conns: make(chan *hubConn, 64), forwardAsked: make(chan struct{}, 64)}
 	s.cfg = &ssh.ServerConfig{}
 	// Any key logs in unless refuseAuth is set.
 	s.cfg.PublicKeyCallback = func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
@@ -132,7 +139,21 @@ func newTestServer(t *testing.T) *testServer {
 	return s
 }
 
-func (s *testServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+func (s *testServer) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
+
+// acceptedFrom counts the TCP connections the server accepted from the
+// address from.
+func (s *testServer) acceptedFrom(from *net.TCPAddr) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.raw {
+		if c.RemoteAddr().String() == from.String() {
+			n++
+		}
+	}
+	return n
+}
 
 func (s *testServer) serve() {
 	defer s.wg.Done()

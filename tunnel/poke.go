@@ -18,10 +18,14 @@ import (
 // answers that with a RST, the stale connection is gone and sshd frees its
 // ports. The same holds after a reset the server did not send (a firewall
 // rejecting on its behalf). So every first-hop attempt after such an end
-// sends that SYN alongside ("poke"); it is never used as a connection.
+// sends that SYN alongside ("poke"); it is never used as a connection. It
+// goes to the address the dead connection had, never to a fresh DNS
+// answer: only that server holds it. Config.DisableStalePoke turns it off
+// (deploy/hub/HUB.md says what a hub's log shows of it).
 type staleConn struct {
-	local *net.TCPAddr // our end of the dead connection
-	since time.Time
+	local  *net.TCPAddr // our end of the dead connection
+	remote *net.TCPAddr // the server's end, as connected: never a fresh DNS answer
+	since  time.Time
 }
 
 // pokeFor: then the old port is forgotten.
@@ -51,18 +55,19 @@ func (t *Tunnel) setStale(s *staleConn) {
 	t.staleMu.Unlock()
 }
 
-// poke connects from the stale connection's address to ep until ctx ends.
-// Its SYN is answered with a challenge ACK while the server holds the
-// stale connection, and our kernel resets that connection whether the poke
-// is still waiting or gone. A poke that connects proves the server holds
-// nothing on that address: it is reset at once and the address forgotten.
-func (t *Tunnel) poke(ctx context.Context, ep *Endpoint) {
+// poke connects from the stale connection's address to the server's
+// address of that connection until ctx ends. Its SYN is answered with a
+// challenge ACK while the server holds the stale connection, and our kernel
+// resets that connection whether the poke is still waiting or gone. A poke
+// that connects proves the server holds nothing on that address: it is
+// reset at once and the address forgotten.
+func (t *Tunnel) poke(ctx context.Context) {
 	st := t.staleConn()
 	if st == nil || reuseAddr == nil {
 		return
 	}
 	d := net.Dialer{LocalAddr: st.local, Control: reuseAddr, KeepAlive: -1}
-	c, err := d.DialContext(ctx, "tcp", ep.Addr())
+	c, err := d.DialContext(ctx, "tcp", st.remote.String())
 	if err != nil {
 		return // ended unanswered (the link is still down), or the address is gone
 	}

@@ -76,7 +76,7 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 		pokeCancel()
 		wg.Wait()
 	}()
-	poking := t.cfg.DialContext == nil && t.staleConn() != nil
+	poking := t.cfg.DialContext == nil && !t.cfg.DisableStalePoke && t.staleConn() != nil
 	launch := func() *attempt {
 		actx, cancel := context.WithCancel(ctx)
 		a := &attempt{start: time.Now(), cancel: cancel}
@@ -97,7 +97,7 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 				if prev != nil {
 					<-prev
 				}
-				t.poke(pctx, ep)
+				t.poke(pctx)
 			}()
 		}
 		// Each attempt records its own host key error.

@@ -130,7 +130,8 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	}
 	err = s.finish()
 	if notClosedByServer(err) && s.chain[0].tcp != nil {
-		t.setStale(&staleConn{local: s.chain[0].tcp.LocalAddr().(*net.TCPAddr), since: time.Now()})
+		tcp := s.chain[0].tcp
+		t.setStale(&staleConn{local: tcp.LocalAddr().(*net.TCPAddr), remote: tcp.RemoteAddr().(*net.TCPAddr), since: time.Now()})
 	}
 	downErr = err
 	t.log.Warn("disconnected", "err", err.Error(), "was_up_for", time.Since(start).Round(time.Second).String())

@@ -180,6 +180,11 @@ func staleListener(t *testing.T, l *lab, newAddress bool) {
 	}
 	fe, _, _ := d.WaitMsg(from, 10*time.Second, "forward up")
 	held := logTime(t, fe).Sub(freed)
+	if !newAddress {
+		// The poke's reset, as HUB.md quotes it: logged for the old session.
+		l.sshd.WaitLog(t, "Read error from remote host "+l.remote.IP+" port ", 5*time.Second)
+		l.sshd.WaitLog(t, ": Connection reset by peer", 5*time.Second)
+	}
 	refusals := entries(d, from, "forward refused; closing the session (exit_on_forward_failure)")
 	how := "same address"
 	if newAddress {
