@@ -194,12 +194,13 @@ func (s *session) accept(chans <-chan ssh.NewChannel) {
 			continue
 		}
 		s.wg.Add(1)
-		go s.serve(nc, f)
+		go s.serve(nc, f, net.JoinHostPort(p.OriginAddr, strconv.Itoa(int(p.OriginPort))))
 	}
 }
 
-// serve dials the local target and pipes the channel to it.
-func (s *session) serve(nc ssh.NewChannel, f *fwdState) {
+// serve dials the local target and pipes the channel to it. origin is who
+// connected to the forwarded port, as the server reports it.
+func (s *session) serve(nc ssh.NewChannel, f *fwdState, origin string) {
 	defer s.wg.Done()
 	defer s.release()
 	defer func() { <-s.sem }()
@@ -241,8 +242,16 @@ func (s *session) serve(nc ssh.NewChannel, f *fwdState) {
 	s.conns[pc] = struct{}{}
 	s.mu.Unlock()
 	s.t.obs.ConnOpened(s.t.cfg.Name, f.label)
-	s.pipe(pc, f)
+	start := time.Now()
+	s.t.log.Debug("forwarded connection open", "forward", f.label, "origin", origin)
+	end := s.pipe(pc, f)
 	s.t.obs.ConnClosed(s.t.cfg.Name, f.label)
+	args := []any{"forward", f.label, "origin", origin, "bytes_in", end.in, "bytes_out", end.out,
+		"duration", time.Since(start).Round(time.Microsecond).String(), "end", end.how}
+	if end.err != nil {
+		args = append(args, "err", end.err.Error())
+	}
+	s.t.log.Debug("forwarded connection closed", args...)
 	s.mu.Lock()
 	delete(s.conns, pc)
 	s.mu.Unlock()

@@ -37,36 +37,75 @@ var (
 	largeBufs = sync.Pool{New: func() any { b := make([]byte, pipeLargeBuf); return &b }}
 )
 
+// pipeEnd is what a forwarded connection moved and how it ended, for the
+// debug log line at its close.
+type pipeEnd struct {
+	in, out int64 // bytes server -> local, local -> server
+
+	mu  sync.Mutex
+	how string // the first end wins: the other side then fails because of it
+	err error
+}
+
+func (e *pipeEnd) set(how string, err error) {
+	e.mu.Lock()
+	if e.how == "" {
+		e.how, e.err = how, err
+	}
+	e.mu.Unlock()
+}
+
 // pipe copies both ways with half-close: EOF from one side is passed on as
 // EOF (CloseWrite) and the other direction keeps flowing. An error on either
 // side closes both.
-func (s *session) pipe(pc *pipeConn, f *fwdState) {
+func (s *session) pipe(pc *pipeConn, f *fwdState) *pipeEnd {
 	name := s.t.cfg.Name
 	obs := s.t.obs
+	end := &pipeEnd{}
+	// failed records which side failed first, unless the session's end
+	// (which closes every local socket) caused it.
+	failed := func(side string, err error) {
+		if s.isDead() {
+			end.set("session ended", nil)
+		} else {
+			end.set(side+" error", err)
+		}
+		pc.close()
+	}
 	done := pc.inDone
 	go func() { // server -> local
 		defer close(done)
-		err := copyCounted(pc.local, pc.ch, func(n int) { obs.Bytes(name, f.label, "in", n) })
-		if err != nil {
-			pc.close()
+		rerr, werr := copyCounted(pc.local, pc.ch, func(n int) { end.in += int64(n); obs.Bytes(name, f.label, "in", n) })
+		switch {
+		case werr != nil:
+			failed("local target", werr)
+			return
+		case rerr != nil:
+			failed("channel", rerr)
 			return
 		}
 		if cw, ok := pc.local.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}
 	}()
-	err := copyCounted(pc.ch, pc.local, func(n int) { obs.Bytes(name, f.label, "out", n) })
-	if err != nil {
-		pc.close()
-	} else {
+	rerr, werr := copyCounted(pc.ch, pc.local, func(n int) { end.out += int64(n); obs.Bytes(name, f.label, "out", n) })
+	switch {
+	case rerr != nil:
+		failed("local target", rerr)
+	case werr != nil:
+		failed("channel", werr)
+	default:
 		_ = pc.ch.CloseWrite()
 	}
 	<-done
+	end.set("closed by both sides", nil)
 	pc.close()
+	return end
 }
 
-// copyCounted copies until EOF (nil) or an error.
-func copyCounted(dst io.Writer, src io.Reader, count func(int)) error {
+// copyCounted copies until EOF (both nil) or an error reading src or
+// writing dst.
+func copyCounted(dst io.Writer, src io.Reader, count func(int)) (readErr, writeErr error) {
 	bp, pool := smallBufs.Get().(*[]byte), &smallBufs
 	defer func() { pool.Put(bp) }()
 	buf := *bp
@@ -75,7 +114,7 @@ func copyCounted(dst io.Writer, src io.Reader, count func(int)) error {
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
+				return nil, werr
 			}
 			count(n)
 			if pool == &smallBufs && n == len(buf) {
@@ -87,10 +126,10 @@ func copyCounted(dst io.Writer, src io.Reader, count func(int)) error {
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return nil, nil
 		}
 		if rerr != nil {
-			return rerr
+			return rerr, nil
 		}
 	}
 }
