@@ -143,8 +143,9 @@ func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signe
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback:   hk.Check,
 		HostKeyAlgorithms: hk.Algorithms(),
-		Timeout:           ep.ConnectTimeout,
 		ClientVersion:     "SSH-2.0-rtunnel",
+		// No Timeout: it bounds only ssh.Dial's TCP connect, which rtunnel
+		// does itself; bounded below covers the handshake.
 	}
 	if a := ep.algorithms; a != nil {
 		cfg.Ciphers, cfg.KeyExchanges, cfg.MACs = a.ciphers, a.keyExchanges, a.macs
