@@ -149,12 +149,18 @@ type Backoff struct {
 	ResetAfter time.Duration
 }
 
+// MaxErrors is how many problems Parse lists; past it, it only counts them.
+const MaxErrors = 20
+
 // Error is one problem in the file, located by line.
 type Error struct {
 	File string
 	Line int
 	Key  string // dotted path, e.g. tunnels[0].forwards[1].remote
 	Msg  string
+	// More is set only on the last element of an Errors that was cut at
+	// MaxErrors: how many problems were found and not listed. Msg says so.
+	More int
 }
 
 func (e *Error) Error() string {
@@ -172,8 +178,18 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Errors is every problem found in one file; it is what Load returns on failure.
+// Errors is every problem found in one file, up to MaxErrors and a last
+// element counting the rest; it is what Load returns on failure.
 type Errors []*Error
+
+// Count is the number of problems found, listed or not.
+func (es Errors) Count() int {
+	n := len(es)
+	if n > 0 && es[n-1].More > 0 {
+		n += es[n-1].More - 1
+	}
+	return n
+}
 
 func (es Errors) Error() string {
 	parts := make([]string, len(es))

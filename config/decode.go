@@ -14,7 +14,9 @@ import (
 type decoder struct {
 	file      string
 	dir       string
-	errs      Errors
+	errs      Errors // the first MaxErrors problems
+	found     int    // every problem, listed or not
+	more      *Error // counts the problems past MaxErrors; it names the line of the first
 	sshConfig string // the top-level ssh_config, for every tunnel
 }
 
@@ -23,7 +25,17 @@ func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {
 	if n != nil {
 		line = n.Line
 	}
-	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	d.found++
+	if len(d.errs) < MaxErrors {
+		d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+		return
+	}
+	// A wrong file (a log, a binary) would give one problem per line; the
+	// first ones say what is wrong, and formatting the rest costs memory.
+	if d.more == nil {
+		d.more = &Error{File: d.file, Line: line}
+	}
+	d.more.More++
 }
 
 func join(parent, key string) string {

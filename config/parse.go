@@ -76,11 +76,15 @@ func Parse(file string, data []byte) (*Config, error) {
 	if tunnelsNode != nil {
 		cfg.Tunnels = d.tunnels(tunnelsNode)
 	} else {
-		d.errs = append(d.errs, &Error{File: file, Line: root.Line, Key: "tunnels", Msg: "missing: at least one tunnel is needed"})
+		d.fail(root, "tunnels", "missing: at least one tunnel is needed")
 	}
 	if len(d.errs) > 0 {
 		// Walk order puts a tunnel's missing keys after its nested problems; people read top down.
 		sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Line < d.errs[j].Line })
+		if d.more != nil {
+			d.more.Msg = fmt.Sprintf("... and %d more problems, the first of them on this line", d.more.More)
+			d.errs = append(d.errs, d.more)
+		}
 		return nil, d.errs
 	}
 	return cfg, nil

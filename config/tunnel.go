@@ -39,7 +39,12 @@ func (d *decoder) tunnels(n *yaml.Node) []Tunnel {
 				key = "tunnels[" + nn.Value + "]"
 			}
 		}
-		out = append(out, d.tunnel(tn, key))
+		t := d.tunnel(tn, key)
+		if d.found == 0 {
+			// After a problem the result is thrown away: keeping a list of
+			// half a million broken tunnels would only cost memory.
+			out = append(out, t)
+		}
 	}
 	return out
 }
@@ -129,9 +134,9 @@ func (d *decoder) backoff(n *yaml.Node, key string, b *Backoff) {
 	var initialNode, maxNode *yaml.Node
 	ok := true
 	dur := func(n *yaml.Node, key string) time.Duration {
-		before := len(d.errs)
+		before := d.found
 		v := d.duration(n, key, 10*time.Millisecond)
-		ok = ok && len(d.errs) == before
+		ok = ok && d.found == before
 		return v
 	}
 	d.mapping(n, key, map[string]func(*yaml.Node, string){
