@@ -44,8 +44,10 @@ type Config struct {
 
 // Log selects the log level and format.
 type Log struct {
-	Level  string // debug | info | warn | error
-	Format string // text | json
+	Level string // debug | info | warn | error
+	// Format is auto | text | json | journal; auto lets cmd pick journal
+	// under systemd's journal and text elsewhere.
+	Format string
 }
 
 // Metrics configures the Prometheus/health endpoint.
@@ -74,6 +76,10 @@ type Tunnel struct {
 	Algorithms []AlgorithmSpec
 	// SSHConfig says where an ssh_config alias came from; nil without one.
 	SSHConfig *SSHConfigUse
+	// StaleSessionPoke: when a forward is refused because the port is still
+	// held, connect to it through the hub so the hub notices its dead
+	// session sooner (stale_session_poke, default true).
+	StaleSessionPoke bool
 }
 
 // AlgorithmSpec is one algorithm list as written: "aes128-ctr,..." or with

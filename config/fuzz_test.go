@@ -94,7 +94,9 @@ func checkConfig(t *testing.T, cfg *Config) {
 	default:
 		t.Fatalf("log level %q", cfg.Log.Level)
 	}
-	if cfg.Log.Format != "text" && cfg.Log.Format != "json" {
+	switch cfg.Log.Format {
+	case "auto", "text", "json", "journal":
+	default:
 		t.Fatalf("log format %q", cfg.Log.Format)
 	}
 	if cfg.ShutdownGrace < 0 {

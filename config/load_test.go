@@ -100,6 +100,7 @@ func defaults(name string, line int) Tunnel {
 		ForwardRetryFor:      2 * time.Minute,
 		MaxConnections:       1024,
 		Backoff:              Backoff{Initial: time.Second, Max: 60 * time.Second, Multiplier: 2, Jitter: 0.2, ResetAfter: 60 * time.Second},
+		StaleSessionPoke:     true,
 	}
 }
 
@@ -143,11 +144,12 @@ func goodConfigs(td string) map[string]*Config {
 		ForwardRetryFor:      0,
 		MaxConnections:       16,
 		Backoff:              Backoff{Initial: 500 * time.Millisecond, Max: 5 * time.Minute, Multiplier: 1.5, Jitter: 0, ResetAfter: 10 * time.Minute},
+		StaleSessionPoke:     false,
 	}
-	hubB := defaults("hub_b", 42)
+	hubB := defaults("hub_b", 43)
 	hubB.Server = Endpoint{User: "t", Host: "hub-b.example.org", Port: 22,
-		Identity: filepath.Join(td, "id_b"), KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 43}
-	hubB.Forwards = []Forward{{Remote: addr("localhost", 2221), Local: addr("localhost", 22), Line: 48}}
+		Identity: filepath.Join(td, "id_b"), KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 44}
+	hubB.Forwards = []Forward{{Remote: addr("localhost", 2221), Local: addr("localhost", 22), Line: 49}}
 	hubB.Backoff.Max = time.Second
 
 	bastion := defaults("via-bastion", 7)
@@ -163,11 +165,11 @@ func goodConfigs(td string) map[string]*Config {
 	return map[string]*Config{
 		"testdata/good_issue.yaml": {Path: "testdata/good_issue.yaml", Log: Log{Level: "info", Format: "text"},
 			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{issue}},
-		"testdata/good_minimal.yaml": {Path: "testdata/good_minimal.yaml", Log: Log{Level: "info", Format: "text"},
+		"testdata/good_minimal.yaml": {Path: "testdata/good_minimal.yaml", Log: Log{Level: "info", Format: "auto"},
 			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{minimal}},
 		"testdata/good_full.yaml": {Path: "testdata/good_full.yaml", Log: Log{Level: "debug", Format: "json"},
 			ShutdownGrace: 0, Metrics: &Metrics{Listen: "[::1]:9810"}, Tunnels: []Tunnel{hubA, hubB}},
-		"testdata/good_jump_string.yaml": {Path: "testdata/good_jump_string.yaml", Log: Log{Level: "info", Format: "text"},
+		"testdata/good_jump_string.yaml": {Path: "testdata/good_jump_string.yaml", Log: Log{Level: "info", Format: "auto"},
 			ShutdownGrace: 5 * time.Second, Metrics: &Metrics{Listen: "0.0.0.0:9810", AllowRemote: true}, Tunnels: []Tunnel{bastion}},
 	}
 }
