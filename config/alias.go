@@ -104,17 +104,26 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 	if keepalive == nil || valueOf(keepalive, "interval") == nil {
 		if _, ok := h.Set["serveraliveinterval"]; ok && h.ServerAliveInterval > 0 {
 			t.Keepalive.Interval = time.Duration(h.ServerAliveInterval) * time.Second
+			if why := outside("keepalive.interval", t.Keepalive.Interval); why != "" {
+				fail("ServerAliveInterval (%s): %s", from(h, "serveraliveinterval", "ServerAliveInterval"), why)
+			}
 			use.add("keepalive.interval", t.Keepalive.Interval.String(), from(h, "serveraliveinterval", "ServerAliveInterval"))
 		}
 	}
 	if keepalive == nil || valueOf(keepalive, "count_max") == nil {
 		if _, ok := h.Set["serveralivecountmax"]; ok && h.ServerAliveCountMax > 0 {
 			t.Keepalive.CountMax = h.ServerAliveCountMax
+			if t.Keepalive.CountMax > maxKeepaliveCount {
+				fail("ServerAliveCountMax (%s): %d is out of range 1-%d", from(h, "serveralivecountmax", "ServerAliveCountMax"), t.Keepalive.CountMax, maxKeepaliveCount)
+			}
 			use.add("keepalive.count_max", strconv.Itoa(t.Keepalive.CountMax), from(h, "serveralivecountmax", "ServerAliveCountMax"))
 		}
 	}
 	if _, ok := h.Set["connecttimeout"]; ok && !yamlWins("connect_timeout") && h.ConnectTimeout > 0 {
 		t.ConnectTimeout = time.Duration(h.ConnectTimeout) * time.Second
+		if why := outside("connect_timeout", t.ConnectTimeout); why != "" {
+			fail("ConnectTimeout (%s): %s", from(h, "connecttimeout", "ConnectTimeout"), why)
+		}
 		use.add("connect_timeout", t.ConnectTimeout.String(), from(h, "connecttimeout", "ConnectTimeout"))
 	}
 	if _, ok := h.Set["exitonforwardfailure"]; ok && !yamlWins("exit_on_forward_failure") {
@@ -160,6 +169,9 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 			ep := Endpoint{User: hop.User, Host: hop.HostName, Port: hop.Port, ConnectTimeout: t.ConnectTimeout, Line: serverNode.Line}
 			if _, ok := hop.Set["connecttimeout"]; ok && hop.ConnectTimeout > 0 {
 				ep.ConnectTimeout = time.Duration(hop.ConnectTimeout) * time.Second
+				if why := outside("connect_timeout", ep.ConnectTimeout); why != "" {
+					fail("ProxyJump hop %s ConnectTimeout (%s): %s", hop.Alias, from(hop, "connecttimeout", "ConnectTimeout"), why)
+				}
 			}
 			use.add("jump", ep.String(), from(h, "proxyjump", "ProxyJump")+" -> "+from(hop, "hostname", "HostName"))
 			endpointFiles(&ep, hop, "jump "+hop.Alias+": ", true, true)
@@ -169,7 +181,7 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 
 	switch {
 	case forwardsNode != nil:
-		t.Forwards = d.forwards(forwardsNode, key+".forwards")
+		t.Forwards = d.forwards(forwardsNode, key+".forwards", hubOf(*t), t.Name)
 	case len(h.RemoteForwards) == 0:
 		fail("no RemoteForward for this Host, and no forwards: in rtunnel's config: add one or the other")
 	default:
@@ -180,6 +192,7 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				continue
 			}
 			fw.Line = serverNode.Line
+			d.claimPort(serverNode, key+".server", hubOf(*t), t.Name, fw.Remote)
 			t.Forwards = append(t.Forwards, fw)
 			use.add("forwards", fw.String(), from(h, "remoteforward", "RemoteForward"))
 		}

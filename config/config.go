@@ -44,8 +44,10 @@ type Config struct {
 
 // Log selects the log level and format.
 type Log struct {
-	Level  string // debug | info | warn | error
-	Format string // text | json
+	Level string // debug | info | warn | error
+	// Format is auto | text | json | journal; auto lets cmd pick journal
+	// under systemd's journal and text elsewhere.
+	Format string
 }
 
 // Metrics configures the Prometheus/health endpoint.
@@ -74,6 +76,10 @@ type Tunnel struct {
 	Algorithms []AlgorithmSpec
 	// SSHConfig says where an ssh_config alias came from; nil without one.
 	SSHConfig *SSHConfigUse
+	// StaleSessionPoke: when a forward is refused because the port is still
+	// held, connect to it through the hub so the hub notices its dead
+	// session sooner (stale_session_poke, default true).
+	StaleSessionPoke bool
 }
 
 // AlgorithmSpec is one algorithm list as written: "aes128-ctr,..." or with
@@ -149,12 +155,18 @@ type Backoff struct {
 	ResetAfter time.Duration
 }
 
+// MaxErrors is how many problems Parse lists; past it, it only counts them.
+const MaxErrors = 20
+
 // Error is one problem in the file, located by line.
 type Error struct {
 	File string
 	Line int
 	Key  string // dotted path, e.g. tunnels[0].forwards[1].remote
 	Msg  string
+	// More is set only on the last element of an Errors that was cut at
+	// MaxErrors: how many problems were found and not listed. Msg says so.
+	More int
 }
 
 func (e *Error) Error() string {
@@ -172,8 +184,18 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Errors is every problem found in one file; it is what Load returns on failure.
+// Errors is every problem found in one file, up to MaxErrors and a last
+// element counting the rest; it is what Load returns on failure.
 type Errors []*Error
+
+// Count is the number of problems found, listed or not.
+func (es Errors) Count() int {
+	n := len(es)
+	if n > 0 && es[n-1].More > 0 {
+		n += es[n-1].More - 1
+	}
+	return n
+}
 
 func (es Errors) Error() string {
 	parts := make([]string, len(es))

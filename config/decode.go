@@ -14,8 +14,13 @@ import (
 type decoder struct {
 	file      string
 	dir       string
-	errs      Errors
+	errs      Errors // the first MaxErrors problems
+	found     int    // every problem, listed or not
+	more      *Error // counts the problems past MaxErrors; it names the line of the first
 	sshConfig string // the top-level ssh_config, for every tunnel
+	// hubPorts records, per hub and remote port, the first forward asking
+	// for it, so a second tunnel asking for the same is refused.
+	hubPorts map[hubPort]portClaim
 }
 
 func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {
@@ -23,7 +28,22 @@ func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {
 	if n != nil {
 		line = n.Line
 	}
-	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	d.failAt(line, key, format, args...)
+}
+
+// failAt is fail for a problem located by line, not by node.
+func (d *decoder) failAt(line int, key, format string, args ...any) {
+	d.found++
+	if len(d.errs) < MaxErrors {
+		d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+		return
+	}
+	// A wrong file (a log, a binary) would give one problem per line; the
+	// first ones say what is wrong, and formatting the rest costs memory.
+	if d.more == nil {
+		d.more = &Error{File: d.file, Line: line}
+	}
+	d.more.More++
 }
 
 func join(parent, key string) string {
@@ -208,9 +228,10 @@ func (d *decoder) float(n *yaml.Node, key string, min, max float64) float64 {
 	return v
 }
 
-// duration parses Go durations ("15s", "2m"); a bare number is refused
-// because "15" could mean seconds or milliseconds.
-func (d *decoder) duration(n *yaml.Node, key string, min time.Duration) time.Duration {
+// duration parses Go durations ("15s", "2m") within the limits of the key
+// called name in durationLimits; a bare number is refused because "15" could
+// mean seconds or milliseconds.
+func (d *decoder) duration(n *yaml.Node, key, name string) time.Duration {
 	if !d.scalar(n, key, "a duration like 15s") {
 		return 0
 	}
@@ -225,8 +246,20 @@ func (d *decoder) duration(n *yaml.Node, key string, min time.Duration) time.Dur
 		d.fail(n, key, "%q is not a duration: write e.g. 500ms, 15s, 2m", n.Value)
 		return 0
 	}
-	if v < min {
-		d.fail(n, key, "%s is below the minimum %s", v, min)
+	if why := outside(name, v); why != "" {
+		d.fail(n, key, "%s", why)
 	}
 	return v
+}
+
+// short writes a duration as a person would: 24h, not 24h0m0s.
+func short(v time.Duration) string {
+	s := v.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -94,17 +94,27 @@ func checkConfig(t *testing.T, cfg *Config) {
 	default:
 		t.Fatalf("log level %q", cfg.Log.Level)
 	}
-	if cfg.Log.Format != "text" && cfg.Log.Format != "json" {
+	switch cfg.Log.Format {
+	case "auto", "text", "json", "journal":
+	default:
 		t.Fatalf("log format %q", cfg.Log.Format)
 	}
-	if cfg.ShutdownGrace < 0 {
+	if cfg.ShutdownGrace < 0 || cfg.ShutdownGrace > MaxShutdownGrace {
 		t.Fatalf("shutdown_grace %v", cfg.ShutdownGrace)
 	}
 	if cfg.Metrics != nil && cfg.Metrics.Listen == "" {
 		t.Fatalf("metrics without listen: %+v", cfg.Metrics)
 	}
 	names := map[string]bool{}
+	ports := map[hubPort]string{} // the tunnel asking for it
 	for i, tn := range cfg.Tunnels {
+		for _, fw := range tn.Forwards {
+			hp := hubPort{hub: hubOf(tn), port: fw.Remote.Port}
+			if other, taken := ports[hp]; taken && other != tn.Name {
+				t.Fatalf("tunnels %q and %q both ask %s for port %d", other, tn.Name, hp.hub, hp.port)
+			}
+			ports[hp] = tn.Name
+		}
 		if !nameRE.MatchString(tn.Name) || names[tn.Name] {
 			t.Fatalf("tunnels[%d]: bad or repeated name %q", i, tn.Name)
 		}

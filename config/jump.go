@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -33,7 +32,7 @@ func (d *decoder) jumps(n *yaml.Node, key string, def Endpoint) []Endpoint {
 				"server":          func(n *yaml.Node, key string) { serverNode = n },
 				"identity":        func(n *yaml.Node, key string) { hop.Identity = d.requiredPath(hn, n, key, hintIdentity) },
 				"known_hosts":     func(n *yaml.Node, key string) { hop.KnownHosts = d.requiredPath(hn, n, key, hintKnownHosts) },
-				"connect_timeout": func(n *yaml.Node, key string) { hop.ConnectTimeout = d.duration(n, key, 100*time.Millisecond) },
+				"connect_timeout": func(n *yaml.Node, key string) { hop.ConnectTimeout = d.duration(n, key, "connect_timeout") },
 			})
 			server := d.required(hn, serverNode, hk+".server", hintServer)
 			if server == "" {

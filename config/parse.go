@@ -17,8 +17,8 @@ func Parse(file string, data []byte) (*Config, error) {
 	if abs, err := filepath.Abs(file); err == nil {
 		dir = filepath.Dir(abs)
 	}
-	d := &decoder{file: file, dir: dir}
-	cfg := &Config{Path: file, Log: Log{Level: "info", Format: "text"}, ShutdownGrace: DefaultShutdownGrace}
+	d := &decoder{file: file, dir: dir, hubPorts: map[hubPort]portClaim{}}
+	cfg := &Config{Path: file, Log: Log{Level: "info", Format: "auto"}, ShutdownGrace: DefaultShutdownGrace}
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -53,11 +53,11 @@ func Parse(file string, data []byte) (*Config, error) {
 					cfg.Log.Level = d.oneOf(n, key, "debug", "info", "warn", "error")
 				},
 				"format": func(n *yaml.Node, key string) {
-					cfg.Log.Format = d.oneOf(n, key, "text", "json")
+					cfg.Log.Format = d.oneOf(n, key, "auto", "text", "json", "journal")
 				},
 			})
 		},
-		"shutdown_grace": func(n *yaml.Node, key string) { cfg.ShutdownGrace = d.duration(n, key, 0) },
+		"shutdown_grace": func(n *yaml.Node, key string) { cfg.ShutdownGrace = d.duration(n, key, "shutdown_grace") },
 		"metrics": func(n *yaml.Node, key string) {
 			m := &Metrics{}
 			var listen *yaml.Node
@@ -76,11 +76,15 @@ func Parse(file string, data []byte) (*Config, error) {
 	if tunnelsNode != nil {
 		cfg.Tunnels = d.tunnels(tunnelsNode)
 	} else {
-		d.errs = append(d.errs, &Error{File: file, Line: root.Line, Key: "tunnels", Msg: "missing: at least one tunnel is needed"})
+		d.fail(root, "tunnels", "missing: at least one tunnel is needed")
 	}
 	if len(d.errs) > 0 {
 		// Walk order puts a tunnel's missing keys after its nested problems; people read top down.
 		sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Line < d.errs[j].Line })
+		if d.more != nil {
+			d.more.Msg = fmt.Sprintf("... and %d more problems, the first of them on this line", d.more.More)
+			d.errs = append(d.errs, d.more)
+		}
 		return nil, d.errs
 	}
 	return cfg, nil

@@ -39,7 +39,12 @@ func (d *decoder) tunnels(n *yaml.Node) []Tunnel {
 				key = "tunnels[" + nn.Value + "]"
 			}
 		}
-		out = append(out, d.tunnel(tn, key))
+		t := d.tunnel(tn, key)
+		if d.found == 0 {
+			// After a problem the result is thrown away: keeping a list of
+			// half a million broken tunnels would only cost memory.
+			out = append(out, t)
+		}
 	}
 	return out
 }
@@ -53,6 +58,7 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		ForwardRetry:         DefaultForwardRetry,
 		ForwardRetryFor:      DefaultForwardRetryFor,
 		MaxConnections:       DefaultMaxConnections,
+		StaleSessionPoke:     true,
 		Backoff: Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, Multiplier: DefaultBackoffMult,
 			Jitter: DefaultBackoffJitter, ResetAfter: DefaultBackoffReset},
 	}
@@ -75,16 +81,17 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"forwards":            func(n *yaml.Node, key string) { forwardsNode = n },
 		"keepalive": func(n *yaml.Node, key string) {
 			d.mapping(n, key, map[string]func(*yaml.Node, string){
-				"interval":  func(n *yaml.Node, key string) { t.Keepalive.Interval = d.duration(n, key, 100*time.Millisecond) },
-				"count_max": func(n *yaml.Node, key string) { t.Keepalive.CountMax = d.integer(n, key, 1, 1000) },
+				"interval":  func(n *yaml.Node, key string) { t.Keepalive.Interval = d.duration(n, key, "keepalive.interval") },
+				"count_max": func(n *yaml.Node, key string) { t.Keepalive.CountMax = d.integer(n, key, 1, maxKeepaliveCount) },
 			})
 		},
-		"connect_timeout":         func(n *yaml.Node, key string) { t.ConnectTimeout = d.duration(n, key, 100*time.Millisecond) },
+		"connect_timeout":         func(n *yaml.Node, key string) { t.ConnectTimeout = d.duration(n, key, "connect_timeout") },
 		"exit_on_forward_failure": func(n *yaml.Node, key string) { t.ExitOnForwardFailure = d.boolean(n, key) },
-		"forward_retry":           func(n *yaml.Node, key string) { t.ForwardRetry = d.duration(n, key, 10*time.Millisecond) },
-		"forward_retry_for":       func(n *yaml.Node, key string) { t.ForwardRetryFor = d.duration(n, key, 0) },
+		"forward_retry":           func(n *yaml.Node, key string) { t.ForwardRetry = d.duration(n, key, "forward_retry") },
+		"forward_retry_for":       func(n *yaml.Node, key string) { t.ForwardRetryFor = d.duration(n, key, "forward_retry_for") },
 		"max_connections":         func(n *yaml.Node, key string) { t.MaxConnections = d.integer(n, key, 1, 1<<20) },
 		"backoff":                 func(n *yaml.Node, key string) { d.backoff(n, key, &t.Backoff) },
+		"stale_session_poke":      func(n *yaml.Node, key string) { t.StaleSessionPoke = d.boolean(n, key) },
 	})
 	if n.Kind != yaml.MappingNode {
 		return t
@@ -120,7 +127,7 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 	if forwardsNode == nil {
 		d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22)")
 	} else {
-		t.Forwards = d.forwards(forwardsNode, key+".forwards")
+		t.Forwards = d.forwards(forwardsNode, key+".forwards", hubOf(t), t.Name)
 	}
 	return t
 }
@@ -128,18 +135,18 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 func (d *decoder) backoff(n *yaml.Node, key string, b *Backoff) {
 	var initialNode, maxNode *yaml.Node
 	ok := true
-	dur := func(n *yaml.Node, key string) time.Duration {
-		before := len(d.errs)
-		v := d.duration(n, key, 10*time.Millisecond)
-		ok = ok && len(d.errs) == before
+	dur := func(n *yaml.Node, key, name string) time.Duration {
+		before := d.found
+		v := d.duration(n, key, name)
+		ok = ok && d.found == before
 		return v
 	}
 	d.mapping(n, key, map[string]func(*yaml.Node, string){
-		"initial":     func(n *yaml.Node, key string) { initialNode, b.Initial = n, dur(n, key) },
-		"max":         func(n *yaml.Node, key string) { maxNode, b.Max = n, dur(n, key) },
+		"initial":     func(n *yaml.Node, key string) { initialNode, b.Initial = n, dur(n, key, "backoff.initial") },
+		"max":         func(n *yaml.Node, key string) { maxNode, b.Max = n, dur(n, key, "backoff.max") },
 		"multiplier":  func(n *yaml.Node, key string) { b.Multiplier = d.float(n, key, 1, 100) },
 		"jitter":      func(n *yaml.Node, key string) { b.Jitter = d.float(n, key, 0, 0.99) },
-		"reset_after": func(n *yaml.Node, key string) { b.ResetAfter = d.duration(n, key, 0) },
+		"reset_after": func(n *yaml.Node, key string) { b.ResetAfter = d.duration(n, key, "backoff.reset_after") },
 	})
 	switch {
 	case !ok || b.Max >= b.Initial:

@@ -32,7 +32,7 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 			for _, p := range problems {
 				fmt.Fprintln(stdout, p)
 			}
-			return &exitError{code: exitConfig, err: fmt.Errorf("%d problem(s) in %s", len(problems), path)}
+			return &exitError{code: exitConfig, err: fmt.Errorf("%d problem(s) in %s", problemCount(problems), path)}
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", config.DefaultPath, "config file")
@@ -63,7 +63,29 @@ func loadAndCheck(path string) (*config.Config, []error) {
 			problems = append(problems, fmt.Errorf("%s:%d: tunnel %s: %w", cfg.Path, t.Line, t.Name, err))
 		}
 	}
-	return cfg, problems
+	return cfg, capProblems(cfg.Path, problems)
+}
+
+// capProblems lists at most config.MaxErrors problems and counts the rest,
+// as config.Load does within the file: a hundred tunnels sharing one broken
+// known_hosts need one fix, not a hundred lines.
+func capProblems(file string, problems []error) []error {
+	if len(problems) <= config.MaxErrors {
+		return problems
+	}
+	more := len(problems) - config.MaxErrors
+	return append(problems[:config.MaxErrors:config.MaxErrors],
+		&config.Error{File: file, More: more, Msg: fmt.Sprintf("... and %d more problems", more)})
+}
+
+// problemCount is the number of problems found, listed or not.
+func problemCount(problems []error) int {
+	n := len(problems)
+	var last *config.Error
+	if n > 0 && errors.As(problems[n-1], &last) && last.More > 0 {
+		n += last.More - 1
+	}
+	return n
 }
 
 // printResolved shows what each ssh_config alias resolved to, and where

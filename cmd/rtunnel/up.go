@@ -25,8 +25,9 @@ func newUpCmd(stderr io.Writer) *cobra.Command {
 		Short: "Run every tunnel in the config until SIGTERM or SIGINT (SIGHUP reloads the config, SIGUSR1 reconnects now)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			// SIGTERM and SIGINT are caught only once the files are read (see up).
 			return up(ctx, path, stderr, relaySignal(ctx, syscall.SIGHUP), relaySignal(ctx, syscall.SIGUSR1))
 		},
 	}
@@ -79,8 +80,13 @@ func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan str
 		for _, p := range problems {
 			fmt.Fprintln(stderr, p)
 		}
-		return &exitError{code: exitConfig, err: fmt.Errorf("not starting: %d problem(s) in %s (run rtunnel check --config %s)", len(problems), path, path)}
+		return &exitError{code: exitConfig, err: fmt.Errorf("not starting: %d problem(s) in %s (run rtunnel check --config %s)", problemCount(problems), path, path)}
 	}
+	// Until here SIGTERM and SIGINT kept their default action, ending the
+	// process at once: a read that blocks (a known_hosts that is a FIFO, a
+	// hung mount) cannot be cancelled, and a caught signal would wait for it.
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
 	level := new(slog.LevelVar)
 	log := newLogger(stderr, cfg.Log, level)
 	h := health.New(version)
