@@ -28,6 +28,7 @@ func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunne
 		ForwardRetryMax:      t.Backoff.Max,
 		MaxConnections:       t.MaxConnections,
 		ShutdownGrace:        c.ShutdownGrace,
+		DisableStalePoke:     !t.StaleSessionPoke,
 		Log:                  log,
 		Observer:             obs,
 	}
