@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # The whole suite stays well under CI's limit; the long soak is `make soak`.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build deps test lint demo bench bench-smoke soak fuzz package clean
+.PHONY: all build deps test lint demo bench bench-smoke fleet soak fuzz package clean
 
 all: build
 
@@ -43,6 +43,17 @@ demo: deps build
 bench:
 	@bash scripts/install-deps.sh --bench
 	RTUNNEL_BENCH=1 $(GO) test -run 'TestBench$$' -v -count=1 -timeout 60m ./bench/
+
+# N remotes, one process each, against one stock sshd in a network namespace:
+# cold start, hub reboot, idle cost (docs/FLEET.md). CLIENT=autossh measures
+# `autossh -M 0` instead; MAXSTARTUPS=100:30:1000 the hub snippet's setting.
+# Writes bench/results/fleet-*.json.
+N           ?= 100
+CLIENT      ?= rtunnel
+MAXSTARTUPS ?= 10:30:100
+fleet:
+	@bash scripts/install-deps.sh --fleet
+	RTUNNEL_FLEET=1 $(GO) test -run 'TestFleet$$' -v -count=1 -timeout 90m ./fleet/ -args -n=$(N) -client=$(CLIENT) -maxstartups=$(MAXSTARTUPS)
 
 soak: deps
 	RTUNNEL_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak ./e2e/...

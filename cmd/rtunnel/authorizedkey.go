@@ -15,6 +15,7 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 		role, pubFile, from string
 		port                string
 		ports               string
+		metricsPort         string
 	)
 	var help strings.Builder
 	for _, r := range authkeys.Roles() {
@@ -29,6 +30,7 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 			"\nValues that OpenSSH rejects in authorized_keys (permitlisten=\"none\", \"\", \"localhost:0\") are\n" +
 			"refused: sshd would reject the whole key and log only \"Failed publickey\".",
 		Example: "  rtunnel authorized-key --role b-remote --port 2221 --pubkey id_remote_b.pub >> ~tunnel/.ssh/authorized_keys\n" +
+			"  rtunnel authorized-key --role b-remote --port 2221 --metrics-port 9221 --pubkey id_remote_b.pub\n" +
 			"  rtunnel authorized-key --role b-master --ports 2220,2221,2222 --pubkey master.pub",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,6 +54,17 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 				}
 				list = append(list, ps...)
 			}
+			if cmd.Flags().Changed("metrics-port") {
+				if !r.Listens() {
+					return fail(fmt.Errorf("--metrics-port: role %s opens ports (ProxyJump) and forwards none; "+
+						"give it to the remote's key (a role that listens), whose rtunnel forwards its /metrics", r))
+				}
+				p, err := authkeys.ParsePort(metricsPort)
+				if err != nil {
+					return fail(fmt.Errorf("--metrics-port: %v", err))
+				}
+				list = append(list, p)
+			}
 			if pubFile == "" {
 				return fail(fmt.Errorf("--pubkey FILE is required (the key's .pub file)"))
 			}
@@ -71,6 +84,8 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 	f.StringVar(&role, "role", "", "the key's role (see the list above)")
 	f.StringVar(&port, "port", "", "the port the role listens on or opens, e.g. 2220")
 	f.StringVar(&ports, "ports", "", "several ports, comma-separated (b-master: every remote's port)")
+	f.StringVar(&metricsPort, "metrics-port", "", "also let the key forward its rtunnel's /metrics to localhost:N on the hub "+
+		"for the hub's Prometheus (the fleet view, docs/FLEET.md); the remote's config needs the matching forward")
 	f.StringVar(&from, "from", "", `optional from="..." source addresses or CIDRs, comma-separated`)
 	f.StringVar(&pubFile, "pubkey", "", "the key's public key file (.pub)")
 	return cmd
