@@ -15,7 +15,7 @@ import (
 // Connect results and rejection reasons the tunnel package reports. Any other
 // value is counted as "other" so a careless caller cannot blow up cardinality.
 var (
-	connectResults = []string{"ok", "dial", "handshake", "hostkey", "auth", "forward_refused", "timeout", "closed", labelOther}
+	connectResults = []string{"ok", "dial", "handshake", "hostkey", "auth", "forward_refused", "timeout", "closed", "busy", labelOther}
 	rejectReasons  = []string{"max_connections", "local_dial", "unknown_forward", labelOther}
 )
 

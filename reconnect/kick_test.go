@@ -28,7 +28,7 @@ func TestKick(t *testing.T) {
 			return append([]time.Duration(nil), starts...), append([]time.Duration(nil), waits...), append([]error(nil), causes...)
 		}
 		l := &Loop{
-			Policy: Policy{Initial: 10 * time.Second, Max: time.Minute, Multiplier: 2, ResetAfter: time.Hour, QuickFor: -1},
+			Policy: Policy{Initial: 10 * time.Second, Max: time.Minute, Multiplier: 2, ResetAfter: time.Hour},
 			Session: func(ctx context.Context, up func()) error {
 				mu.Lock()
 				starts = append(starts, time.Since(start))

@@ -3,8 +3,8 @@
 // deserve a fast retry, the longest wait for errors that need time) and runs
 // it again, until the context ends or an error is permanent.
 //
-// It imports only the standard library and github.com/cenkalti/backoff/v4;
-// it knows nothing of SSH, config files or metrics.
+// It imports only the standard library; it knows nothing of SSH, config
+// files or metrics.
 package reconnect
 
 import (
@@ -12,49 +12,58 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 )
 
-// Policy is the wait schedule.
+// Policy is the wait schedule. Every outage (from the first failure to a
+// session that stays up for ResetAfter) grows its waits from a small first
+// one to Max, so a hub that is down for long gets one attempt per Max from
+// each client, a short outage (an sshd restart) is noticed within a second
+// or two, and a fleet that lost its hub at once does not come back at once.
 type Policy struct {
 	Initial    time.Duration
 	Max        time.Duration
 	Multiplier float64
 	Jitter     float64 // 0.2 = each wait is randomised by +-20 %
-	// ResetAfter: a session that stayed up this long starts the schedule
-	// again from Initial.
+	// ResetAfter: a session that stayed up this long ends the outage; the
+	// next failure starts the schedule again from Initial.
 	ResetAfter time.Duration
 	// FastRetry is the wait after an error for which IsFast is true, for
 	// FastRetryFor after the first such error in a row; then the normal
 	// schedule applies.
 	FastRetry    time.Duration
 	FastRetryFor time.Duration
-	// QuickFor: while an outage is younger than this, every wait is
-	// Initial (with jitter) instead of growing. sshd restarts and short
-	// link drops end within seconds, and a doubling wait would add up to as
-	// much again to them (autossh-like schedules take 7 s to notice a hub
-	// that was down for 3 s). After QuickFor the wait grows from Initial to
-	// Max, so a server down for hours sees about one attempt per Max. An
-	// outage lasts until a session stays up for ResetAfter. 0 means
-	// DefaultQuickFor; a negative value turns the quick phase off.
-	QuickFor time.Duration
-	// RefusedRetry is the quick phase's wait after an error for which
-	// IsRefused is true: the server's host answered but nothing listens
-	// (sshd restarting). A refused connect costs the server one SYN and one
-	// RST, so trying every RefusedRetry (default 250 ms) for QuickFor finds
-	// a restarted sshd within a fraction of a second. Never above Initial.
+	// RefusedRetry replaces Initial as the schedule's first step after an
+	// error for which IsRefused is true: the server's host answered but
+	// nothing listens (sshd restarting), which usually ends within a
+	// second. The wait still doubles, like any other: a flat fast retry
+	// cost a down hub 4 SYNs a second per client (36 per client in a 10 s
+	// hub reboot, issue 12); doubling from it costs 4 in the first 10 s,
+	// what autossh costs. Never above Initial; 0 means DefaultRefusedRetry.
 	RefusedRetry time.Duration
 }
 
-// DefaultQuickFor is Policy.QuickFor when it is zero.
-const DefaultQuickFor = 30 * time.Second
+// DefaultRefusedRetry is RefusedRetry's default.
+const DefaultRefusedRetry = 500 * time.Millisecond
 
-func (p Policy) quickFor() time.Duration {
-	if p.QuickFor == 0 {
-		return DefaultQuickFor
+func (p Policy) refusedRetry() time.Duration {
+	d := p.RefusedRetry
+	if d <= 0 {
+		d = DefaultRefusedRetry
 	}
-	return p.QuickFor
+	return min(d, p.Initial)
+}
+
+// step is the wait's base at the outage's n-th growing wait (0-based):
+// first x Multiplier^n, at most Max.
+func (p Policy) step(first time.Duration, n int) time.Duration {
+	d := float64(first)
+	for range n {
+		d *= max(p.Multiplier, 1)
+		if d >= float64(p.Max) {
+			return p.Max
+		}
+	}
+	return min(time.Duration(d), p.Max)
 }
 
 // jittered randomises d by +-jitter.
@@ -64,6 +73,12 @@ func jittered(d time.Duration, jitter float64) time.Duration {
 	}
 	return time.Duration(float64(d) * (1 + jitter*(2*rand.Float64()-1)))
 }
+
+// busySpread is the jitter of a wait after the hub said it is busy: a hub
+// past MaxStartups dropped clients that arrived together, and with +-20 %
+// they would arrive together again; anywhere from half to one and a half
+// times the wait spreads them over the whole of it.
+const busySpread = 0.5
 
 // Loop runs Session with the Policy's waits.
 type Loop struct {
@@ -75,11 +90,14 @@ type Loop struct {
 	IsPermanent func(error) bool
 	// IsFast errors are retried at FastRetry for a while.
 	IsFast func(error) bool
-	// IsRefused errors (connection refused) are retried at RefusedRetry
-	// during the quick phase.
+	// IsRefused errors (connection refused) start the schedule from
+	// RefusedRetry instead of Initial.
 	IsRefused func(error) bool
-	// IsSlow errors are retried after Max (with jitter), quick phase or
-	// not: a file being rewritten needs a moment, and a file that stays
+	// IsBusy errors (the hub closed the connection before it spoke:
+	// MaxStartups) wait the schedule's step spread by busySpread.
+	IsBusy func(error) bool
+	// IsSlow errors are retried after Max (with jitter), however young the
+	// outage: a file being rewritten needs a moment, and a file that stays
 	// broken needs an operator, not a tight loop.
 	IsSlow func(error) bool
 	// OnRetry is told about every scheduled retry (for logs and metrics).
@@ -100,32 +118,14 @@ type PermanentError struct{ Err error }
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
-// DefaultRefusedRetry is RefusedRetry's default.
-const DefaultRefusedRetry = 250 * time.Millisecond
-
-func (p Policy) refusedRetry() time.Duration {
-	if p.RefusedRetry > 0 {
-		return p.RefusedRetry
-	}
-	return DefaultRefusedRetry
-}
-
 // Run loops until ctx ends (returns nil) or the session fails permanently
 // (returns *PermanentError).
 func (l *Loop) Run(ctx context.Context) error {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(l.Policy.Initial),
-		backoff.WithMaxInterval(l.Policy.Max),
-		backoff.WithMultiplier(l.Policy.Multiplier),
-		backoff.WithRandomizationFactor(l.Policy.Jitter),
-		backoff.WithMaxElapsedTime(0), // never give up
-	)
 	var fastSince time.Time
-	var outageSince time.Time // first failure since the last healthy session
+	grown := 0 // growing waits so far in this outage
 	// fresh starts a new schedule, as if no failure had happened.
 	fresh := func() {
-		b.Reset()
-		fastSince, outageSince = time.Time{}, time.Time{}
+		fastSince, grown = time.Time{}, 0
 	}
 	for attempt := 1; ; attempt++ {
 		var upAt time.Time
@@ -148,34 +148,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			fresh()
 			attempt = 1
 		}
-		if outageSince.IsZero() {
-			outageSince = time.Now()
-		}
-		var wait time.Duration
-		if l.IsSlow != nil && l.IsSlow(err) {
-			wait = jittered(l.Policy.Max, l.Policy.Jitter)
-		}
-		if l.IsFast != nil && l.IsFast(err) && l.Policy.FastRetry > 0 {
-			if fastSince.IsZero() {
-				fastSince = time.Now()
-			}
-			if time.Since(fastSince) < l.Policy.FastRetryFor {
-				wait = l.Policy.FastRetry
-			}
-		} else {
-			fastSince = time.Time{}
-		}
-		if wait == 0 {
-			if q := l.Policy.quickFor(); q > 0 && time.Since(outageSince) < q {
-				base := l.Policy.Initial
-				if l.IsRefused != nil && l.IsRefused(err) {
-					base = min(base, l.Policy.refusedRetry())
-				}
-				wait = jittered(base, l.Policy.Jitter)
-			} else {
-				wait = b.NextBackOff()
-			}
-		}
+		wait := l.wait(err, &fastSince, &grown)
 		if l.OnRetry != nil {
 			l.OnRetry(attempt, err, wait)
 		}
@@ -191,6 +164,35 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// wait is the wait after err: the longest for a slow error, FastRetry in
+// its window, else the outage's next growing step.
+func (l *Loop) wait(err error, fastSince *time.Time, grown *int) time.Duration {
+	p := l.Policy
+	if l.IsSlow != nil && l.IsSlow(err) {
+		return jittered(p.Max, p.Jitter)
+	}
+	if l.IsFast != nil && l.IsFast(err) && p.FastRetry > 0 {
+		if fastSince.IsZero() {
+			*fastSince = time.Now()
+		}
+		if time.Since(*fastSince) < p.FastRetryFor {
+			return p.FastRetry
+		}
+	} else {
+		*fastSince = time.Time{}
+	}
+	first := p.Initial
+	if l.IsRefused != nil && l.IsRefused(err) {
+		first = p.refusedRetry()
+	}
+	d := p.step(first, *grown)
+	*grown++
+	if l.IsBusy != nil && l.IsBusy(err) {
+		return jittered(d, max(p.Jitter, busySpread))
+	}
+	return jittered(d, p.Jitter)
 }
 
 // session runs one session, cancelling it with ErrKick if Kick delivers

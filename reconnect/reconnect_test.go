@@ -18,6 +18,7 @@ var (
 	errFast        = errors.New("forward refused")
 	errConnRefused = errors.New("connection refused by the server's host")
 	errSlow        = errors.New("key file missing")
+	errBusy        = errors.New("closed before the banner")
 )
 
 type call struct {
@@ -52,6 +53,7 @@ func run(t *testing.T, p Policy, sessions func(n int, up func()) error, stopAfte
 			IsFast:      func(err error) bool { return errors.Is(err, errFast) },
 			IsRefused:   func(err error) bool { return errors.Is(err, errConnRefused) },
 			IsSlow:      func(err error) bool { return errors.Is(err, errSlow) },
+			IsBusy:      func(err error) bool { return errors.Is(err, errBusy) },
 			OnRetry: func(attempt int, err error, wait time.Duration) {
 				calls = append(calls, call{at: time.Since(start), wait: wait})
 			},
@@ -61,11 +63,11 @@ func run(t *testing.T, p Policy, sessions func(n int, up func()) error, stopAfte
 	return calls, err
 }
 
-// noJitter is the exponential schedule alone (no quick phase: quick_test.go
-// covers it).
+// noJitter is the exponential schedule with a small Max (outage_test.go
+// covers the defaults).
 func noJitter() Policy {
 	return Policy{Initial: time.Second, Max: 8 * time.Second, Multiplier: 2, Jitter: 0,
-		ResetAfter: time.Minute, FastRetry: 500 * time.Millisecond, FastRetryFor: 2 * time.Second, QuickFor: -1}
+		ResetAfter: time.Minute, FastRetry: 500 * time.Millisecond, FastRetryFor: 2 * time.Second}
 }
 
 func waits(cs []call) []time.Duration {

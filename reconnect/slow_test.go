@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// A slow error (a key file being rewritten) waits Max each time, quick
-// phase or not; the errors after it follow the schedule as before.
+// A slow error (a key file being rewritten) waits Max each time, however
+// young the outage; the errors after it follow the schedule where it was.
 func TestSlowErrorWaitsMax(t *testing.T) {
 	p := defaults()
 	p.Jitter = 0
@@ -19,9 +19,8 @@ func TestSlowErrorWaitsMax(t *testing.T) {
 		}
 		return errRetry
 	}, 6)
-	// 1 s (quick), three slow waits of Max, then the outage is 181 s old:
-	// the schedule grows from Initial.
-	want := []time.Duration{time.Second, time.Minute, time.Minute, time.Minute, time.Second, 2 * time.Second}
+	// 1 s, three slow waits of Max, then the schedule goes on from 2 s.
+	want := []time.Duration{time.Second, time.Minute, time.Minute, time.Minute, 2 * time.Second, 4 * time.Second}
 	if got := waits(calls); !equal(got, want) {
 		t.Fatalf("waits\n%v\nwant\n%v", got, want)
 	}

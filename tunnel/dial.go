@@ -137,7 +137,8 @@ func dialThrough(ctx context.Context, prev *hop, ep *Endpoint) (net.Conn, error)
 }
 
 func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
-	conn := newHeardConn(newServerConn(raw))
+	banner := &bannerConn{Conn: newServerConn(raw)}
+	conn := newHeardConn(banner)
 	cfg := &ssh.ClientConfig{
 		User:              ep.User,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
@@ -183,6 +184,9 @@ func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signe
 	}
 	if isAuthFailure(err) {
 		return nil, &AuthError{Hop: ep.String(), Fingerprint: ssh.FingerprintSHA256(signer.PublicKey()), Err: err}
+	}
+	if closedBeforeBanner(banner, err) {
+		return nil, &BusyError{Hop: ep.String(), Err: err}
 	}
 	return nil, &HandshakeError{Hop: ep.String(), Err: err}
 }

@@ -23,6 +23,7 @@ const (
 	ResultForwardRefused = "forward_refused"
 	ResultTimeout        = "timeout"
 	ResultClosed         = "closed" // a live session ended by the server or the network
+	ResultBusy           = "busy"   // the hub closed the connection before its banner (MaxStartups)
 )
 
 // HostKeyKind says what was wrong with a server's host key.
@@ -163,6 +164,19 @@ func (e *HandshakeError) Error() string {
 }
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
+// BusyError is a first hop that closed the connection before it sent its
+// SSH version line: what sshd does to a connection past MaxStartups.
+type BusyError struct {
+	Hop string
+	Err error
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%s closed the connection before it spoke SSH (%v): sshd does that past its MaxStartups, "+
+		"while too many connections are still authenticating", e.Hop, e.Err)
+}
+func (e *BusyError) Unwrap() error { return e.Err }
+
 // AuthError is the server refusing our key. It is retried: the key may be
 // installed later, and a hub may refuse while it is overloaded.
 type AuthError struct {
@@ -286,10 +300,13 @@ func Result(err error) string {
 		ld *LinkDeadError
 		de *DialError
 		ce *ClosedError
+		be *BusyError
 	)
 	switch {
 	case err == nil:
 		return ResultOK
+	case errors.As(err, &be):
+		return ResultBusy
 	case errors.As(err, &hk):
 		return ResultHostKey
 	case errors.As(err, &au):
@@ -315,6 +332,13 @@ func Result(err error) string {
 func FastRetry(err error) bool {
 	var fr *ForwardRefusedError
 	return errors.As(err, &fr)
+}
+
+// Busy reports whether err is a hub turning connections away before the
+// SSH handshake (MaxStartups): retried after a spread-out wait.
+func Busy(err error) bool {
+	var be *BusyError
+	return errors.As(err, &be)
 }
 
 // isAuthFailure recognises x/crypto's error for a refused public key.

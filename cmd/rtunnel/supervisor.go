@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rtunnel/rtunnel/config"
@@ -91,11 +92,13 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 	s.mu.Lock()
 	s.pending[name] = true
 	s.mu.Unlock()
+	var busyTold atomic.Bool
 	loop := &reconnect.Loop{
 		Policy: reconnectPolicy(spec),
 		Session: func(ctx context.Context, up func()) error {
 			return t.Session(ctx, func() {
 				up()
+				busyTold.Store(false)
 				s.firstAttemptDone(name)
 			})
 		},
@@ -103,8 +106,9 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 		IsFast:      tunnel.FastRetry,
 		IsRefused:   tunnel.Refused,
 		IsSlow:      tunnel.Slow,
+		IsBusy:      tunnel.Busy,
 		OnRetry: func(attempt int, err error, wait time.Duration) {
-			retryLog(tlog, attempt, err, wait)
+			retryLog(tlog, attempt, err, wait, &busyTold)
 			s.health.Retrying(name, attempt, wait, err)
 			s.firstAttemptDone(name)
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/rtunnel/rtunnel/config"
@@ -78,12 +79,22 @@ func reconnectPolicy(t config.Tunnel) reconnect.Policy {
 }
 
 // retryLog logs a scheduled retry with what failed, why, and when rtunnel
-// tries again. Refused keys are errors: they need an operator.
-func retryLog(log *slog.Logger, attempt int, err error, wait time.Duration) {
+// tries again. Refused keys are errors: they need an operator. A busy hub
+// is said once per outage (busyTold, cleared when a session comes up): a
+// fleet reconnecting to a hub past MaxStartups would otherwise log every
+// drop, and the operator needs to know it once, with what to change.
+func retryLog(log *slog.Logger, attempt int, err error, wait time.Duration, busyTold *atomic.Bool) {
 	level := slog.LevelWarn
-	if tunnel.Result(err) == tunnel.ResultAuth {
+	msg := "tunnel down; will retry"
+	switch {
+	case tunnel.Result(err) == tunnel.ResultAuth:
 		level = slog.LevelError
+	case tunnel.Busy(err) && busyTold.Swap(true):
+		level = slog.LevelDebug
+	case tunnel.Busy(err):
+		msg = "hub busy (MaxStartups?): it dropped the connection before the SSH banner; retrying after a spread-out wait. " +
+			"If this hub serves a fleet, raise its MaxStartups (docs/FLEET.md); this is said once until the tunnel is up"
 	}
-	log.Log(context.Background(), level, "tunnel down; will retry", "attempt", attempt, "result", tunnel.Result(err),
+	log.Log(context.Background(), level, msg, "attempt", attempt, "result", tunnel.Result(err),
 		"err", err.Error(), "retry_in", wait.Round(time.Millisecond).String())
 }

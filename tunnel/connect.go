@@ -10,38 +10,36 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// A first-hop connect whose packets were lost does not wait for the kernel
-// to try again. After a dead link comes back, a connect() whose SYNs went
-// unanswered is on the kernel's doubling SYN schedule (1, 3, 7, 15 s), and a
-// handshake whose packets were lost on its doubling retransmission timer:
-// either could hold rtunnel for most of connect_timeout with the link
-// already back. So while every attempt is stalled, a fresh one starts every
-// redialAfter; the first to finish its handshake wins, and connect_timeout
-// still bounds the whole connect. A server that answers slowly, or accepts
-// and says nothing, is not stalled: its kernel still ACKs, and it gets one
-// attempt at a time.
-const (
-	// redialAfter: a SYN unanswered this long is stalled; so is a
-	// handshake whose server has not ACKed anything for twice as long
-	// (keepalive probes every redialAfter get ACKs from a live peer).
-	redialAfter = time.Second
-	// maxAttempts in flight at once; the oldest makes room for a new one.
-	maxAttempts = 4
-)
+// The first hop is connected by one attempt at a time, and a connection
+// the hub may still accept is never given up while another one is made:
+// sshd forks for every connection it accepts, also for one whose client
+// has moved on (a wasted pre-auth child), and two attempts that both get
+// through log in twice. On a busy hub, connections wait in its accept queue
+// with their TCP handshake done (its kernel ACKs them), or are dropped
+// before that and retried by our kernel on its doubling SYN schedule (1, 3,
+// 7 s): both are left alone until connect_timeout. A new SYN every second
+// instead would cost a down hub more SYNs than autossh does (issue 12).
+//
+// One case is replaced: a handshake whose server has stopped ACKing
+// anything (keepalive probes every redialAfter go unanswered for twice as
+// long) lost its packets on a link that dropped, and its retransmissions
+// are on a doubling timer. Our kernel's TCP state is all that is left of
+// it (a server that never ACKs has nothing queued to accept), so it is
+// closed and a fresh one started at once.
+const redialAfter = time.Second
 
 // attempt is one TCP connect + SSH handshake of connectFirst.
 type attempt struct {
-	start     time.Time
 	cancel    context.CancelFunc
 	connected atomic.Bool
 	tcp       atomic.Pointer[net.TCPConn] // the socket, once connected
 }
 
-// stalled reports whether the attempt has heard nothing for long enough
-// that a fresh one should start alongside it.
-func (a *attempt) stalled(now time.Time) bool {
+// lost reports whether the attempt's handshake has heard nothing from the
+// server's kernel for long enough that its packets are presumed lost.
+func (a *attempt) lost() bool {
 	if !a.connected.Load() {
-		return now.Sub(a.start) >= redialAfter
+		return false
 	}
 	tc := a.tcp.Load()
 	if tc == nil {
@@ -57,30 +55,26 @@ type attemptResult struct {
 	err error
 }
 
-// connectFirst dials the first hop and runs its SSH handshake, restarting
-// what stalls (see redialAfter). The newest attempt's error is the answer:
-// it reflects the network as it is now.
+// connectFirst dials the first hop and runs its SSH handshake within
+// connect_timeout, replacing an attempt whose packets were lost.
 func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
 	done := make(chan struct{})
 	results := make(chan attemptResult)
 	var (
-		wg   sync.WaitGroup
-		live []*attempt
+		wg      sync.WaitGroup
+		current *attempt
 	)
 	pokeCancel, pokeDone := context.CancelFunc(func() {}), chan struct{}(nil)
 	defer func() {
 		close(done)
-		for _, a := range live {
-			a.cancel()
-		}
+		current.cancel()
 		pokeCancel()
 		wg.Wait()
 	}()
 	poking := t.cfg.DialContext == nil && !t.cfg.DisableStalePoke && t.staleConn() != nil
 	launch := func() *attempt {
 		actx, cancel := context.WithCancel(ctx)
-		a := &attempt{start: time.Now(), cancel: cancel}
-		live = append(live, a)
+		a := &attempt{cancel: cancel}
 		if poking {
 			// One poke at a time (they share a port), each as long as its
 			// attempt: the kernel repeats both SYNs on the same schedule,
@@ -117,18 +111,10 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 		}()
 		return a
 	}
-	remove := func(a *attempt) {
-		for i, b := range live {
-			if b == a {
-				live = append(live[:i], live[i+1:]...)
-				return
-			}
-		}
-	}
-	newest := launch()
+	current = launch()
 	deadline := time.NewTimer(ep.ConnectTimeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(redialAfter / 4)
+	tick := time.NewTicker(redialAfter / 2)
 	defer tick.Stop()
 	for {
 		select {
@@ -136,39 +122,32 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 			return nil, ctx.Err()
 		case <-deadline.C:
 			step := "TCP connect"
-			if newest.connected.Load() {
+			if current.connected.Load() {
 				step = "SSH handshake"
 			}
 			return nil, &TimeoutError{Step: step, Hop: ep.String(), After: ep.ConnectTimeout}
 		case r := <-results:
-			remove(r.a)
-			if r.err == nil {
-				return r.hop, nil
-			}
-			if r.a == newest || Permanent(r.err) {
-				return nil, r.err
-			}
-			// An older attempt failed while a newer one runs: wait for it.
-		case now := <-tick.C:
-			stalled := true
-			for _, a := range live {
-				stalled = stalled && a.stalled(now)
-			}
-			if !stalled {
+			if r.a != current {
+				// A replaced attempt finishing late: never a second login.
+				if r.hop != nil {
+					closeChain([]*hop{r.hop})
+				}
 				continue
 			}
-			if len(live) >= maxAttempts {
-				live[0].cancel()
-				live = live[1:]
+			return r.hop, r.err
+		case <-tick.C:
+			if current.lost() {
+				current.cancel()
+				current = launch()
 			}
-			newest = launch()
 		}
 	}
 }
 
 // attemptConnect is one TCP connect and handshake. While the handshake
 // runs, TCP keepalive probes make a live server's kernel ACK every
-// redialAfter, which tells a silent server from a lost link.
+// redialAfter, which tells a silent server (or a full accept queue) from a
+// lost link.
 func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
 	raw, err := t.dialOnce(ctx, ep)
 	if err != nil {
