@@ -9,8 +9,9 @@ import (
 )
 
 // A hub past sshd's MaxStartups accepts a connection and closes it at once,
-// before its SSH version line: the client sees EOF (or a reset, when our
-// own version line was still unread) where the banner should be. That is a
+// before its SSH version line (Debian's sshd first writes "Exceeded
+// MaxStartups"): the client sees EOF (or a reset, when our own version line
+// was still unread) where the banner should be. That is a
 // busy hub, not a broken one, and it is classified as such (BusyError) so
 // that the retry is spread out instead of joining the next wave.
 

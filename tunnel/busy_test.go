@@ -49,9 +49,9 @@ func TestClassifyBusyHub(t *testing.T) {
 			buf := make([]byte, 64)
 			_, _ = c.Read(buf)
 		}, true},
-		// Text that is not a version line, then the close (what OpenSSH
-		// 9.8's penalty message looks like to a client).
-		{"a line that is not SSH", func(c net.Conn) { _, _ = c.Write([]byte("Not allowed at this time\r\n")) }, true},
+		// Debian's sshd says so first (e2e/busy_test.go saw it), as
+		// OpenSSH 9.8's penalties do: a line that is not a version line.
+		{"Exceeded MaxStartups", func(c net.Conn) { _, _ = c.Write([]byte("Exceeded MaxStartups\r\n")) }, true},
 		// A server that spoke SSH and then hung up is not busy.
 		{"closed after its banner", func(c net.Conn) { _, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n")) }, false},
 	} {
