@@ -255,15 +255,17 @@ func TestClassifyAuthRefused(t *testing.T) {
 	check(t, err, classified{result: ResultAuth, words: []string{"refused our key " + ssh.FingerprintSHA256(f.signer.PublicKey()), "authorized_keys", "permitlisten"}})
 }
 
+// A server that closes before its banner is what sshd past MaxStartups
+// does: busy (busy_test.go has the variants).
 func TestClassifyServerClosesAtOnce(t *testing.T) {
 	s := newTestServer(t)
 	s.closeAtOnce.Store(true)
 	err := runOnce(t, baseConfig(s, newClientFiles(t, s), &logs{}, "127.0.0.1:22"))
-	var he *HandshakeError
-	if !errors.As(err, &he) {
-		t.Fatalf("err %T %v, want a HandshakeError", err, err)
+	var be *BusyError
+	if !errors.As(err, &be) {
+		t.Fatalf("err %T %v, want a BusyError", err, err)
 	}
-	check(t, err, classified{result: ResultHandshake, words: []string{"SSH handshake with rt@127.0.0.1:", "failed"}})
+	check(t, err, classified{result: ResultBusy, words: []string{"rt@127.0.0.1:", "closed the connection before it spoke SSH"}})
 }
 
 // A server that accepts TCP and never speaks: the handshake times out at
