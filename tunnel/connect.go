@@ -15,18 +15,29 @@ import (
 // sshd forks for every connection it accepts, also for one whose client
 // has moved on (a wasted pre-auth child), and two attempts that both get
 // through log in twice. On a busy hub, connections wait in its accept queue
-// with their TCP handshake done (its kernel ACKs them), or are dropped
-// before that and retried by our kernel on its doubling SYN schedule (1, 3,
-// 7 s): both are left alone until connect_timeout. A new SYN every second
-// instead would cost a down hub more SYNs than autossh does (issue 12).
+// with their TCP handshake done (its kernel ACKs them): those are left
+// alone until connect_timeout.
 //
-// One case is replaced: a handshake whose server has stopped ACKing
-// anything (keepalive probes every redialAfter go unanswered for twice as
-// long) lost its packets on a link that dropped, and its retransmissions
-// are on a doubling timer. Our kernel's TCP state is all that is left of
-// it (a server that never ACKs has nothing queued to accept), so it is
-// closed and a fresh one started at once.
-const redialAfter = time.Second
+// Two kinds of attempt are replaced, because nothing of them is on the
+// server (a server that never ACKed has nothing queued to accept):
+//   - a connect whose SYN is unanswered, on the kernel's own schedule: just
+//     before each SYN retransmission would be due (1, 3, 7, 15 s), a fresh
+//     socket sends it instead. The hub gets no more SYNs than from the
+//     kernel alone (a fresh SYN every second cost a down hub more than
+//     autossh does, issue 12), and each one takes a fresh route, source
+//     address and port: after a NAT rebinding or an address change the old
+//     socket's retransmissions go out from an address that is gone.
+//   - a handshake whose server has stopped ACKing anything (keepalive
+//     probes every redialAfter go unanswered for twice as long): its
+//     packets were lost on a link that dropped, and its retransmissions are
+//     on a doubling timer. It is closed and a fresh one started at once.
+const (
+	redialAfter = time.Second
+	// synRedial is the first fresh SYN's delay: just before the kernel's
+	// first retransmission (its initial RTO is 1 s), which it replaces.
+	// Each later one doubles, as the kernel's do.
+	synRedial = 950 * time.Millisecond
+)
 
 // attempt is one TCP connect + SSH handshake of connectFirst.
 type attempt struct {
@@ -116,6 +127,9 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 	defer deadline.Stop()
 	tick := time.NewTicker(redialAfter / 2)
 	defer tick.Stop()
+	synRedials := 0
+	fresh := time.NewTimer(synRedial)
+	defer fresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -135,10 +149,19 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 				continue
 			}
 			return r.hop, r.err
+		case <-fresh.C:
+			if !current.connected.Load() {
+				current.cancel()
+				current = launch()
+				// The next fresh SYN comes twice as late, as the kernel's would.
+				synRedials++
+				fresh.Reset(synRedial << synRedials)
+			}
 		case <-tick.C:
 			if current.lost() {
 				current.cancel()
 				current = launch()
+				fresh.Reset(synRedial << synRedials)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -46,30 +47,51 @@ func realDial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
-// A connect whose SYN is unanswered is left to the kernel's SYN schedule:
-// no second connect is started beside it (a busy hub may still accept the
-// first and fork for it), and connect_timeout bounds it.
-func TestConnectLeavesAStalledSYNAlone(t *testing.T) {
+// A connect whose SYN is unanswered gets a fresh socket just before each of
+// the kernel's SYN retransmissions would be due (1, 3, 7 s), never a second
+// connect beside it, and connect_timeout bounds the whole.
+func TestConnectRedialsAStalledSYNOnTheKernelsSchedule(t *testing.T) {
 	f := newClientFiles(t, nil)
-	d := &stallingDialer{do: func(_ int, ctx context.Context, _ string) (net.Conn, error) { return hang(ctx) }}
+	var at []time.Duration
+	var mu sync.Mutex
+	start := time.Now()
+	d := &stallingDialer{do: func(_ int, ctx context.Context, _ string) (net.Conn, error) {
+		mu.Lock()
+		at = append(at, time.Since(start))
+		mu.Unlock()
+		return hang(ctx)
+	}}
 	cfg := baseConfig(nil, f, &logs{}, "127.0.0.1:22")
 	cfg.Server.Port = 22
-	cfg.Server.ConnectTimeout = 3500 * time.Millisecond
+	cfg.Server.ConnectTimeout = 7500 * time.Millisecond
 	cfg.DialContext = d.dial
 	writeFile(t, f.knownHosts, "127.0.0.1 "+string(marshalKey(t)), 0o644)
-	start := time.Now()
 	err := runOnce(t, cfg)
 	took := time.Since(start)
 	var te *TimeoutError
 	if !errors.As(err, &te) || te.Step != "TCP connect" {
 		t.Fatalf("err %v, want a TCP connect timeout", err)
 	}
-	check(t, err, classified{result: ResultTimeout, words: []string{"TCP connect with rt@127.0.0.1:22 did not finish within 3.5s"}})
+	check(t, err, classified{result: ResultTimeout, words: []string{"TCP connect with rt@127.0.0.1:22 did not finish within 7.5s"}})
 	if took < cfg.Server.ConnectTimeout || took > cfg.Server.ConnectTimeout+500*time.Millisecond {
 		t.Errorf("gave up after %v, want connect_timeout %v", took, cfg.Server.ConnectTimeout)
 	}
-	if n := d.calls.Load(); n != 1 {
-		t.Errorf("%d connects in %v, want 1", n, cfg.Server.ConnectTimeout)
+	mu.Lock()
+	defer mu.Unlock()
+	// Fresh SYNs at 0, 0.95, 2.85 and 6.65 s: where the kernel's own
+	// retransmissions (1, 3, 7 s) would have gone.
+	want := []time.Duration{0, 950 * time.Millisecond, 2850 * time.Millisecond, 6650 * time.Millisecond}
+	if len(at) != len(want) {
+		t.Fatalf("connects at %v, want at %v", at, want)
+	}
+	for i := range want {
+		if at[i] < want[i] || at[i] > want[i]+300*time.Millisecond {
+			t.Errorf("connect %d at %v, want at %v", i, at[i], want[i])
+		}
+	}
+	// +1: the replaced connect may not have returned yet.
+	if m := d.maxIn.Load(); m > 2 {
+		t.Errorf("%d connects in flight at once, want one (and the one it replaces)", m)
 	}
 }
 
