@@ -181,7 +181,7 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 
 	switch {
 	case forwardsNode != nil:
-		t.Forwards = d.forwards(forwardsNode, key+".forwards", hubOf(*t), t.Name)
+		t.Forwards = d.forwards(forwardsNode, key+".forwards", []string{hubOf(*t)}, t.Name)
 	case len(h.RemoteForwards) == 0:
 		fail("no RemoteForward for this Host, and no forwards: in rtunnel's config: add one or the other")
 	default:

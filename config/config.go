@@ -61,6 +61,12 @@ type Tunnel struct {
 	Name                 string
 	Line                 int // line of the tunnel in the file, for messages
 	Server               Endpoint
+	// Hubs are every server the tunnel may use, in order of preference,
+	// when server: is a list; Hubs[0] is Server. Nil for a single server.
+	Hubs []Endpoint
+	// HubMode says how Hubs are used: HubsFailover (one at a time) or
+	// HubsAll (every hub at once). Empty for a single server.
+	HubMode string
 	Jump                 []Endpoint
 	Forwards             []Forward
 	Keepalive            Keepalive
@@ -81,6 +87,12 @@ type Tunnel struct {
 	// session sooner (stale_session_poke, default true).
 	StaleSessionPoke bool
 }
+
+// How a tunnel uses a list of hubs (hubs:).
+const (
+	HubsFailover = "failover" // one hub at a time, the first reachable one preferred
+	HubsAll      = "all"      // the same forwards on every hub at once
+)
 
 // AlgorithmSpec is one algorithm list as written: "aes128-ctr,..." or with
 // OpenSSH's +, - or ^ prefix.

@@ -6,9 +6,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// forwards parses a tunnel's forwards; hub and tunnel say whose they are,
-// for claimPort.
-func (d *decoder) forwards(n *yaml.Node, key, hub, tunnel string) []Forward {
+// forwards parses a tunnel's forwards; hubs and tunnel say whose they are,
+// for claimPort: every hub the tunnel may use binds them.
+func (d *decoder) forwards(n *yaml.Node, key string, hubs []string, tunnel string) []Forward {
 	if n.Kind != yaml.SequenceNode {
 		d.fail(n, key, "must be a list (each item '- remote: localhost:2220' with 'local: localhost:22'), not %s", describe(n))
 		return nil
@@ -42,7 +42,9 @@ func (d *decoder) forwards(n *yaml.Node, key, hub, tunnel string) []Forward {
 				d.fail(remoteNode, fk+".remote", "%s is already forwarded at line %d: the server can bind it once; remove or change one", r, prev)
 			} else {
 				seen[r] = remoteNode.Line
-				d.claimPort(remoteNode, fk+".remote", hub, tunnel, f.Remote)
+				for _, hub := range hubs {
+					d.claimPort(remoteNode, fk+".remote", hub, tunnel, f.Remote)
+				}
 			}
 		}
 		out = append(out, f)

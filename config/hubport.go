@@ -24,14 +24,30 @@ type portClaim struct {
 // it, since 10.0.0.5 behind one bastion is not 10.0.0.5 behind another.
 // It is "" when the server did not parse.
 func hubOf(t Tunnel) string {
-	if t.Server.Host == "" {
+	return hubVia(t, t.Server)
+}
+
+// hubsOf is hubOf for every hub of the tunnel.
+func hubsOf(t Tunnel) []string {
+	if len(t.Hubs) == 0 {
+		return []string{hubOf(t)}
+	}
+	var out []string
+	for _, h := range t.Hubs {
+		out = append(out, hubVia(t, h))
+	}
+	return out
+}
+
+func hubVia(t Tunnel, server Endpoint) string {
+	if server.Host == "" {
 		return ""
 	}
 	var b strings.Builder
 	for _, hop := range t.Jump {
 		b.WriteString(strings.ToLower(hop.Host) + ":" + strconv.Itoa(hop.Port) + " -> ")
 	}
-	b.WriteString(strings.ToLower(t.Server.Host) + ":" + strconv.Itoa(t.Server.Port))
+	b.WriteString(strings.ToLower(server.Host) + ":" + strconv.Itoa(server.Port))
 	return b.String()
 }
 

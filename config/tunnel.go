@@ -2,7 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -66,7 +69,7 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		d.fail(n, key, "empty list item: each tunnel is a mapping that starts with '- name: ...'")
 		return t
 	}
-	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, sshConfigNode *yaml.Node
+	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, sshConfigNode, hubsNode *yaml.Node
 	d.mapping(n, key, map[string]func(*yaml.Node, string){
 		"ssh_config":          func(n *yaml.Node, key string) { sshConfigNode = n },
 		"ciphers":             func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
@@ -75,6 +78,7 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"host_key_algorithms": func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
 		"name":                func(n *yaml.Node, key string) { nameNode = n },
 		"server":              func(n *yaml.Node, key string) { serverNode = n },
+		"hubs":                func(n *yaml.Node, key string) { hubsNode = n },
 		"identity":            func(n *yaml.Node, key string) { identityNode = n },
 		"known_hosts":         func(n *yaml.Node, key string) { knownHostsNode = n },
 		"jump":                func(n *yaml.Node, key string) { jumpNode = n },
@@ -105,6 +109,9 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		sshConfig = d.requiredPath(n, sshConfigNode, key+".ssh_config", hintSSHConfig)
 	}
 	if sshConfig != "" || sshConfigNode != nil {
+		if hubsNode != nil {
+			d.fail(hubsNode, key+".hubs", "is for a list of servers; with ssh_config, server is one alias")
+		}
 		if sshConfig != "" {
 			d.tunnelFromSSHConfig(&t, n, key, sshConfig, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode)
 		}
@@ -112,24 +119,90 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 	}
 	identity := d.requiredPath(n, identityNode, key+".identity", hintIdentity)
 	knownHosts := d.requiredPath(n, knownHostsNode, key+".known_hosts", hintKnownHosts)
-	if s := d.required(n, serverNode, key+".server", hintServer); s != "" {
-		ep, err := ParseEndpoint(s)
-		if err != nil {
-			d.fail(serverNode, key+".server", "%v", err)
+	if serverNode != nil && serverNode.Kind == yaml.SequenceNode {
+		d.hubs(&t, serverNode, hubsNode, key)
+	} else {
+		if hubsNode != nil {
+			d.fail(hubsNode, key+".hubs", "is for a list of servers (server: [user@hub1, user@hub2]); this tunnel has one")
 		}
-		t.Server = ep
-		t.Server.Line = serverNode.Line
+		if s := d.required(n, serverNode, key+".server", hintServer); s != "" {
+			ep, err := ParseEndpoint(s)
+			if err != nil {
+				d.fail(serverNode, key+".server", "%v", err)
+			}
+			t.Server = ep
+			t.Server.Line = serverNode.Line
+		}
 	}
 	t.Server.Identity, t.Server.KnownHosts, t.Server.ConnectTimeout = identity, knownHosts, t.ConnectTimeout
+	for i := range t.Hubs {
+		t.Hubs[i].Identity, t.Hubs[i].KnownHosts, t.Hubs[i].ConnectTimeout = identity, knownHosts, t.ConnectTimeout
+	}
 	if jumpNode != nil {
-		t.Jump = d.jumps(jumpNode, key+".jump", t.Server)
+		if len(t.Hubs) > 0 {
+			d.fail(jumpNode, key+".jump", "is not supported with a list of servers: give each hub its own tunnel, or reach it without a jump host")
+		} else {
+			t.Jump = d.jumps(jumpNode, key+".jump", t.Server)
+		}
 	}
 	if forwardsNode == nil {
 		d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22)")
 	} else {
-		t.Forwards = d.forwards(forwardsNode, key+".forwards", hubOf(t), t.Name)
+		t.Forwards = d.forwards(forwardsNode, key+".forwards", hubsOf(t), t.Name)
 	}
 	return t
+}
+
+// maxHubs bounds server: as a list; a fleet shards over hubs, a remote
+// holds a few.
+const maxHubs = 8
+
+// hubs parses server: as a list of hubs and hubs: (failover, the default,
+// or all).
+func (d *decoder) hubs(t *Tunnel, list, mode *yaml.Node, key string) {
+	t.HubMode = HubsFailover
+	if mode != nil {
+		if s, ok := d.str(mode, key+".hubs"); ok {
+			switch s {
+			case HubsFailover, HubsAll:
+				t.HubMode = s
+			default:
+				d.fail(mode, key+".hubs", "%q: write failover (one hub at a time, the first reachable one preferred) or all (every hub at once)", s)
+			}
+		}
+	}
+	switch {
+	case len(list.Content) == 0:
+		d.fail(list, key+".server", "is an empty list: name at least one hub (user@host[:port])")
+		return
+	case len(list.Content) > maxHubs:
+		d.fail(list, key+".server", "lists %d hubs, at most %d are supported", len(list.Content), maxHubs)
+		return
+	}
+	seen := map[string]int{}
+	for i, hn := range list.Content {
+		hk := fmt.Sprintf("%s.server[%d]", key, i)
+		s, ok := d.str(hn, hk)
+		if !ok {
+			continue
+		}
+		ep, err := ParseEndpoint(s)
+		if err != nil {
+			d.fail(hn, hk, "%v", err)
+			continue
+		}
+		ep.Line = hn.Line
+		name := strings.ToLower(net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)))
+		if prev, dup := seen[name]; dup {
+			d.fail(hn, hk, "%s is already listed at line %d: each hub once", name, prev)
+			continue
+		}
+		seen[name] = hn.Line
+		t.Hubs = append(t.Hubs, ep)
+	}
+	if len(t.Hubs) > 0 {
+		t.Server = t.Hubs[0]
+	}
 }
 
 func (d *decoder) backoff(n *yaml.Node, key string, b *Backoff) {
