@@ -58,15 +58,15 @@ type Metrics struct {
 
 // Tunnel is one SSH session to a server with its forwards.
 type Tunnel struct {
-	Name                 string
-	Line                 int // line of the tunnel in the file, for messages
-	Server               Endpoint
+	Name   string
+	Line   int // line of the tunnel in the file, for messages
+	Server Endpoint
 	// Hubs are every server the tunnel may use, in order of preference,
 	// when server: is a list; Hubs[0] is Server. Nil for a single server.
 	Hubs []Endpoint
 	// HubMode says how Hubs are used: HubsFailover (one at a time) or
 	// HubsAll (every hub at once). Empty for a single server.
-	HubMode string
+	HubMode              string
 	Jump                 []Endpoint
 	Forwards             []Forward
 	Keepalive            Keepalive
