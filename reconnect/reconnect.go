@@ -121,12 +121,8 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Run loops until ctx ends (returns nil) or the session fails permanently
 // (returns *PermanentError).
 func (l *Loop) Run(ctx context.Context) error {
-	var fastSince time.Time
-	grown := 0 // growing waits so far in this outage
-	// fresh starts a new schedule, as if no failure had happened.
-	fresh := func() {
-		fastSince, grown = time.Time{}, 0
-	}
+	sched := &Schedule{Policy: l.Policy, IsFast: l.IsFast, IsRefused: l.IsRefused, IsSlow: l.IsSlow, IsBusy: l.IsBusy}
+	fresh := sched.Reset
 	for attempt := 1; ; attempt++ {
 		var upAt time.Time
 		kicked, err := l.session(ctx, func() { upAt = time.Now() })
@@ -148,7 +144,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			fresh()
 			attempt = 1
 		}
-		wait := l.wait(err, &fastSince, &grown)
+		wait := sched.Next(err)
 		if l.OnRetry != nil {
 			l.OnRetry(attempt, err, wait)
 		}
@@ -166,30 +162,42 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// wait is the wait after err: the longest for a slow error, FastRetry in
+// Schedule is one server's waits, outage after outage: Loop keeps one, and
+// a caller that chooses among servers keeps one per server.
+type Schedule struct {
+	Policy                            Policy
+	IsFast, IsRefused, IsSlow, IsBusy func(error) bool // as in Loop
+	fastSince                         time.Time
+	grown                             int // growing waits so far in this outage
+}
+
+// Reset starts a new outage, as if no failure had happened.
+func (s *Schedule) Reset() { s.fastSince, s.grown = time.Time{}, 0 }
+
+// Next is the wait after err: the longest for a slow error, FastRetry in
 // its window, else the outage's next growing step.
-func (l *Loop) wait(err error, fastSince *time.Time, grown *int) time.Duration {
-	p := l.Policy
-	if l.IsSlow != nil && l.IsSlow(err) {
+func (s *Schedule) Next(err error) time.Duration {
+	p := s.Policy
+	if s.IsSlow != nil && s.IsSlow(err) {
 		return jittered(p.Max, p.Jitter)
 	}
-	if l.IsFast != nil && l.IsFast(err) && p.FastRetry > 0 {
-		if fastSince.IsZero() {
-			*fastSince = time.Now()
+	if s.IsFast != nil && s.IsFast(err) && p.FastRetry > 0 {
+		if s.fastSince.IsZero() {
+			s.fastSince = time.Now()
 		}
-		if time.Since(*fastSince) < p.FastRetryFor {
+		if time.Since(s.fastSince) < p.FastRetryFor {
 			return p.FastRetry
 		}
 	} else {
-		*fastSince = time.Time{}
+		s.fastSince = time.Time{}
 	}
 	first := p.Initial
-	if l.IsRefused != nil && l.IsRefused(err) {
+	if s.IsRefused != nil && s.IsRefused(err) {
 		first = p.refusedRetry()
 	}
-	d := p.step(first, *grown)
-	*grown++
-	if l.IsBusy != nil && l.IsBusy(err) {
+	d := p.step(first, s.grown)
+	s.grown++
+	if s.IsBusy != nil && s.IsBusy(err) {
 		return jittered(d, max(p.Jitter, busySpread))
 	}
 	return jittered(d, p.Jitter)

@@ -34,6 +34,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"config/sshconfig", nil}, // the standard library only
 		{"tunnel", []string{"golang.org/x/crypto/", "golang.org/x/sys/"}},
 		{"reconnect", nil}, // the standard library only
+		{"hubs", []string{mod + "reconnect"}},
 	}
 	for _, r := range rules {
 		for _, d := range deps(t, r.pkg) {
