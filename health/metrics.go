@@ -32,6 +32,7 @@ var keepaliveBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5,
 // metrics holds every rtunnel_* vector registered on the Health registry.
 type metrics struct {
 	tunnelUp        *prometheus.GaugeVec
+	hubInUse        *prometheus.GaugeVec
 	connectedSince  *prometheus.GaugeVec
 	connectAttempts *prometheus.CounterVec
 	reconnects      *prometheus.CounterVec
@@ -59,6 +60,10 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	}, []string{"version", "goversion"}).WithLabelValues(version, runtime.Version()).Set(1)
 
 	return &metrics{
+		hubInUse: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtunnel_hub_in_use",
+			Help: "1 for the hub a tunnel with a list of hubs (failover) holds its session on, 0 for the others.",
+		}, []string{"tunnel", "hub"}),
 		tunnelUp: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtunnel_tunnel_up",
 			Help: "1 while the tunnel's SSH session is established, else 0.",
@@ -223,7 +228,7 @@ func (h *Health) RemoveTunnel(name string) {
 	sel := prometheus.Labels{"tunnel": name}
 	m := h.m
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.tunnelUp, m.connectedSince, m.connectAttempts, m.reconnects, m.backoff,
+		m.tunnelUp, m.hubInUse, m.connectedSince, m.connectAttempts, m.reconnects, m.backoff,
 		m.nextRetry, m.keepaliveRTT, m.keepaliveMissed, m.forwardUp, m.forwardRefused,
 		m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
 	} {
@@ -280,6 +285,7 @@ type tunnelEntry struct {
 	lastErr     string
 	nextRetryAt time.Time
 	attempt     int
+	hub         string // the hub in use (failover); empty for one server
 }
 
 type forwardList struct{ list []*forwardEntry }

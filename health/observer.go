@@ -41,6 +41,25 @@ func (h *Health) ConnectResult(tunnel, result string) {
 	c.Inc()
 }
 
+// HubInUse records which of a tunnel's hubs (failover) holds its session:
+// hub, one of hubs, goes to 1 and the others to 0.
+func (h *Health) HubInUse(tunnel, hub string, hubs []string) {
+	t := h.tunnel(tunnel)
+	if t == nil {
+		return
+	}
+	for _, x := range hubs {
+		v := 0.0
+		if x == hub {
+			v = 1
+		}
+		h.m.hubInUse.WithLabelValues(tunnel, x).Set(v)
+	}
+	t.mu.Lock()
+	t.hub = hub
+	t.mu.Unlock()
+}
+
 // Connected records an established SSH session.
 func (h *Health) Connected(tunnel string) {
 	t := h.tunnel(tunnel)

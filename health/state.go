@@ -26,7 +26,10 @@ type TunnelStatus struct {
 	// NextRetry is when the next attempt is due; zero when none is pending.
 	NextRetry time.Time `json:"next_retry,omitzero"`
 	// Attempt is the reconnect loop's attempt number since the last success.
-	Attempt  int             `json:"attempt,omitempty"`
+	Attempt int `json:"attempt,omitempty"`
+	// Hub is the hub the session is (or was last) held on, for a tunnel
+	// with a list of hubs in failover mode.
+	Hub      string          `json:"hub,omitempty"`
 	Forwards []ForwardStatus `json:"forwards"`
 }
 
@@ -63,6 +66,7 @@ func (h *Health) Snapshot() []TunnelStatus {
 			LastError: t.lastErr,
 			NextRetry: t.nextRetryAt.Round(0),
 			Attempt:   t.attempt,
+			Hub:       t.hub,
 		}
 		t.mu.Unlock()
 		fl := t.forwards.Load().list

@@ -62,6 +62,12 @@ func loadAndCheck(path string) (*config.Config, []error) {
 		for _, err := range tunnel.Check(tunnelConfig(cfg, t, nil, nil)) {
 			problems = append(problems, fmt.Errorf("%s:%d: tunnel %s: %w", cfg.Path, t.Line, t.Name, err))
 		}
+		// Every other hub of a list needs its own known_hosts entry.
+		for i := 1; i < len(t.Hubs); i++ {
+			for _, err := range tunnel.Check(tunnelConfig(cfg, hubSpec(t, t.Hubs[i]), nil, nil)) {
+				problems = append(problems, fmt.Errorf("%s:%d: tunnel %s, hub %s: %w", cfg.Path, t.Hubs[i].Line, t.Name, hubName(t.Hubs[i]), err))
+			}
+		}
 	}
 	return cfg, capProblems(cfg.Path, problems)
 }

@@ -98,15 +98,19 @@ func printStatus(w io.Writer, ts []health.TunnelStatus, now time.Time) {
 		if len(lastErr) > 100 {
 			lastErr = lastErr[:97] + "..."
 		}
+		name := t.Name
+		if t.Hub != "" {
+			name += " via " + t.Hub // the hub in use (failover)
+		}
 		if len(t.Forwards) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t-\t-\t-\t%s\t%s\n", t.Name, t.State, since, next, lastErr)
+			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t-\t-\t-\t%s\t%s\n", name, t.State, since, next, lastErr)
 		}
 		for _, f := range t.Forwards {
 			state := t.State
 			if t.State == health.StateUp && !f.Up {
 				state = "forward down"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, f.Name, state, since,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, f.Name, state, since,
 				bytesHuman(f.BytesIn), bytesHuman(f.BytesOut), f.Active, next, strings.ReplaceAll(lastErr, "\n", " "))
 		}
 	}

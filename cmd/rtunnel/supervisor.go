@@ -41,6 +41,8 @@ type running struct {
 	cancel context.CancelFunc
 	kick   chan struct{} // reconnect now (SIGUSR1)
 	done   chan struct{}
+	// hubHealth are the health entries of each hub (hubs: all), besides name.
+	hubHealth []string
 	err    error // *reconnect.PermanentError when it stopped for good
 }
 
@@ -69,31 +71,69 @@ func sameTunnel(a, b config.Tunnel) bool {
 	for i := range b.Jump {
 		b.Jump[i].Line = 0
 	}
+	for i := range a.Hubs {
+		a.Hubs[i].Line = 0
+	}
+	for i := range b.Hubs {
+		b.Hubs[i].Line = 0
+	}
 	return reflect.DeepEqual(a, b)
 }
 
 func cloneTunnel(t config.Tunnel) config.Tunnel {
 	t.Forwards = append([]config.Forward(nil), t.Forwards...)
 	t.Jump = append([]config.Endpoint(nil), t.Jump...)
+	t.Hubs = append([]config.Endpoint(nil), t.Hubs...)
 	return t
 }
 
-// start launches one tunnel's loop.
+// start launches one tunnel: one reconnect loop on its server, or over its
+// list of hubs (hubs.go).
 func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
-	tlog := s.log.With("tunnel", spec.Name, "server", spec.Server.String())
-	tc := tunnelConfig(s.cfg, spec, s.log, s.health)
-	labels := make([]string, len(tc.Forwards))
-	for i, f := range tc.Forwards {
-		labels[i] = f.String()
-	}
-	s.health.AddTunnel(spec.Name, labels)
-	t := tunnel.New(tc)
 	name := spec.Name
 	s.mu.Lock()
 	s.pending[name] = true
 	s.mu.Unlock()
+	rctx, cancel := context.WithCancel(ctx)
+	r := &running{name: name, spec: cloneTunnel(spec), cancel: cancel, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s.tunnels[name] = r
+	var run func(context.Context) error
+	switch {
+	case len(spec.Hubs) > 1 && spec.HubMode == config.HubsAll:
+		run = s.holdAll(spec, r)
+	case len(spec.Hubs) > 1:
+		run = s.failover(spec, r.kick)
+	default:
+		run = s.loop(spec, name, r.kick).Run
+	}
+	tlog := s.log.With("tunnel", name, "server", spec.Server.String())
+	go func() {
+		defer close(r.done)
+		r.err = run(rctx)
+		var pe *reconnect.PermanentError
+		if errors.As(r.err, &pe) {
+			tlog.Error("tunnel stopped: this needs an operator, retrying cannot help", "err", pe.Err.Error())
+			s.health.Stopped(name, pe.Err)
+		}
+		s.firstAttemptDone(name)
+		select {
+		case s.ended <- r:
+		case <-rctx.Done():
+		}
+	}()
+}
+
+// loop is one tunnel's reconnect loop on spec.Server, reported to health as
+// healthName.
+func (s *supervisor) loop(spec config.Tunnel, healthName string, kick <-chan struct{}) *reconnect.Loop {
+	name := spec.Name
+	tlog := s.log.With("tunnel", healthName, "server", spec.Server.String())
+	tc := tunnelConfig(s.cfg, spec, s.log, s.health)
+	tc.Name = healthName
+	s.health.AddTunnel(healthName, forwardLabels(tc))
+	t := tunnel.New(tc)
 	var busyTold atomic.Bool
-	loop := &reconnect.Loop{
+	return &reconnect.Loop{
 		Policy: reconnectPolicy(spec),
 		Session: func(ctx context.Context, up func()) error {
 			return t.Session(ctx, func() {
@@ -109,28 +149,19 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 		IsBusy:      tunnel.Busy,
 		OnRetry: func(attempt int, err error, wait time.Duration) {
 			retryLog(tlog, attempt, err, wait, &busyTold)
-			s.health.Retrying(name, attempt, wait, err)
+			s.health.Retrying(healthName, attempt, wait, err)
 			s.firstAttemptDone(name)
 		},
+		Kick: kick,
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	r := &running{name: name, spec: cloneTunnel(spec), cancel: cancel, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	loop.Kick = r.kick
-	s.tunnels[name] = r
-	go func() {
-		defer close(r.done)
-		r.err = loop.Run(rctx)
-		var pe *reconnect.PermanentError
-		if errors.As(r.err, &pe) {
-			tlog.Error("tunnel stopped: this needs an operator, retrying cannot help", "err", pe.Err.Error())
-			s.health.Stopped(name, pe.Err)
-		}
-		s.firstAttemptDone(name)
-		select {
-		case s.ended <- r:
-		case <-rctx.Done():
-		}
-	}()
+}
+
+func forwardLabels(tc tunnel.Config) []string {
+	labels := make([]string, len(tc.Forwards))
+	for i, f := range tc.Forwards {
+		labels[i] = f.String()
+	}
+	return labels
 }
 
 // firstAttemptDone sends READY=1 once every tunnel's first attempt has
@@ -151,10 +182,14 @@ func (s *supervisor) firstAttemptDone(name string) {
 	}
 }
 
-// stop cancels one tunnel and waits for it.
+// stop cancels one tunnel and waits for it. The per-hub health entries of
+// hubs: all go with it; start declares them again.
 func (s *supervisor) stop(r *running) {
 	r.cancel()
 	<-r.done
+	for _, name := range r.hubHealth {
+		s.health.RemoveTunnel(name)
+	}
 	delete(s.tunnels, r.name)
 }
 

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtunnel/rtunnel/config"
+	"github.com/rtunnel/rtunnel/hubs"
+	"github.com/rtunnel/rtunnel/reconnect"
+	"github.com/rtunnel/rtunnel/tunnel"
+)
+
+// A tunnel whose server: is a list of hubs runs in one of two ways:
+// failover (hubs.Failover, one session at a time, reported under the
+// tunnel's name with rtunnel_hub_in_use saying where), or all (one
+// reconnect loop per hub, each reported as its own tunnel NAME@HOST:PORT, so
+// that metrics and status show every hub's session).
+
+// failbackAfter: a preferred hub must answer for this long before the
+// session goes back to it, and is checked every failoverCheck meanwhile. A
+// check is one TCP connect, which costs the hub a pre-auth fork: every 15 s
+// per remote is about what a keepalive costs it.
+const (
+	failbackAfter = time.Minute
+	failbackCheck = 15 * time.Second
+)
+
+// hubSpec is spec with hub as its only server.
+func hubSpec(spec config.Tunnel, hub config.Endpoint) config.Tunnel {
+	one := cloneTunnel(spec)
+	one.Server, one.Hubs, one.HubMode = hub, nil, ""
+	return one
+}
+
+// hubName is how logs and metrics name a hub: host:port as configured.
+func hubName(hub config.Endpoint) string {
+	return net.JoinHostPort(hub.Host, strconv.Itoa(hub.Port))
+}
+
+func (s *supervisor) failover(spec config.Tunnel, kick <-chan struct{}) func(context.Context) error {
+	name := spec.Name
+	tlog := s.log.With("tunnel", name)
+	var names []string
+	f := &hubs.Failover{
+		Policy:      reconnectPolicy(spec),
+		IsPermanent: tunnel.Permanent, IsFast: tunnel.FastRetry, IsRefused: tunnel.Refused, IsSlow: tunnel.Slow, IsBusy: tunnel.Busy,
+		FailbackAfter: failbackAfter,
+		CheckEvery:    failbackCheck,
+		Kick:          kick,
+	}
+	tc := tunnelConfig(s.cfg, spec, s.log, s.health)
+	s.health.AddTunnel(name, forwardLabels(tc))
+	busyTold := map[string]*atomic.Bool{}
+	for _, hub := range spec.Hubs {
+		hn := hubName(hub)
+		names = append(names, hn)
+		hc := tunnelConfig(s.cfg, hubSpec(spec, hub), s.log, s.health)
+		t := tunnel.New(hc)
+		told := &atomic.Bool{}
+		busyTold[hn] = told
+		target := hubName(hub)
+		timeout := hub.ConnectTimeout
+		f.Hubs = append(f.Hubs, hubs.Hub{
+			Name: hn,
+			Session: func(ctx context.Context, up func()) error {
+				return t.Session(ctx, func() {
+					up()
+					told.Store(false)
+					s.firstAttemptDone(name)
+				})
+			},
+			Reachable: func(ctx context.Context) bool { return reachable(ctx, target, timeout) },
+		})
+	}
+	s.health.HubInUse(name, "", names)
+	f.OnUse = func(hub string) {
+		tlog.Info("holding the tunnel on hub "+hub, "hub", hub)
+		s.health.HubInUse(name, hub, names)
+	}
+	f.OnRetry = func(hub string, attempt int, err error, wait time.Duration) {
+		retryLog(tlog.With("hub", hub), attempt, err, wait, busyTold[hub])
+		s.health.Retrying(name, attempt, wait, err)
+		s.firstAttemptDone(name)
+	}
+	f.OnFailback = func(from, to string) {
+		tlog.Info("hub "+to+" answered for "+failbackAfter.String()+": moving the tunnel back to it from "+from, "hub", to, "from", from)
+	}
+	f.OnHubStopped = func(hub string, err error) {
+		tlog.Error("hub "+hub+" left out: this needs an operator, retrying cannot help; the other hubs go on", "hub", hub, "err", err.Error())
+	}
+	return f.Run
+}
+
+// reachable is the failback check: does the hub accept a TCP connection?
+// The connection is reset at once, before the hub's sshd says anything.
+func reachable(ctx context.Context, addr string, timeout time.Duration) bool {
+	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+	return true
+}
+
+// holdAll runs one reconnect loop per hub at once. A kick (SIGUSR1) goes to
+// every loop. It returns when ctx ends, or when every hub stopped on a
+// permanent error (the first one's).
+func (s *supervisor) holdAll(spec config.Tunnel, r *running) func(context.Context) error {
+	var loops []*reconnect.Loop
+	var kicks []chan struct{}
+	names := r.hubHealth[:0]
+	for _, hub := range spec.Hubs {
+		hn := spec.Name + "@" + hubName(hub)
+		names = append(names, hn)
+		k := make(chan struct{}, 1)
+		kicks = append(kicks, k)
+		loops = append(loops, s.loop(hubSpec(spec, hub), hn, k))
+	}
+	r.hubHealth = names
+	return func(ctx context.Context) error {
+		var wg sync.WaitGroup
+		errs := make([]error, len(loops))
+		for i, l := range loops {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = l.Run(ctx)
+				var pe *reconnect.PermanentError
+				if errors.As(errs[i], &pe) {
+					s.log.Error("hub left out: this needs an operator, retrying cannot help; the other hubs go on",
+						"tunnel", names[i], "server", spec.Hubs[i].String(), "err", pe.Err.Error())
+					s.health.Stopped(names[i], pe.Err)
+				}
+			}()
+		}
+		finished := make(chan struct{})
+		go func() {
+			wg.Wait()
+			close(finished)
+		}()
+		for {
+			select {
+			case <-r.kick:
+				for _, k := range kicks {
+					select {
+					case k <- struct{}{}:
+					default:
+					}
+				}
+			case <-finished:
+				var pe *reconnect.PermanentError
+				for _, err := range errs {
+					if !errors.As(err, &pe) {
+						return nil // ctx ended
+					}
+				}
+				return errs[0]
+			}
+		}
+	}
+}
