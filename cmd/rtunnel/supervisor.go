@@ -43,7 +43,7 @@ type running struct {
 	done   chan struct{}
 	// hubHealth are the health entries of each hub (hubs: all), besides name.
 	hubHealth []string
-	err    error // *reconnect.PermanentError when it stopped for good
+	err       error // *reconnect.PermanentError when it stopped for good
 }
 
 func newSupervisor(log *slog.Logger, h *health.Health, n *health.Notifier, cfg *config.Config) *supervisor {
