@@ -21,14 +21,12 @@ import (
 // reconnect loop per hub, each reported as its own tunnel NAME@HOST:PORT, so
 // that metrics and status show every hub's session).
 
-// failbackAfter: a preferred hub must answer for this long before the
-// session goes back to it, and is checked every failoverCheck meanwhile. A
-// check is one TCP connect, which costs the hub a pre-auth fork: every 15 s
-// per remote is about what a keepalive costs it.
-const (
-	failbackAfter = time.Minute
-	failbackCheck = 15 * time.Second
-)
+// In failover mode a preferred hub gets the session back once it has
+// answered every check for backoff.reset_after (the span after which a
+// session counts as healthy, 60 s by default), checked every
+// keepalive.interval (15 s): a flapping hub never gets it. A check is one TCP
+// connect, reset at once; the hub's sshd still forks for it, so about one
+// pre-auth child per remote per keepalive interval while a fleet is away.
 
 // hubSpec is spec with hub as its only server.
 func hubSpec(spec config.Tunnel, hub config.Endpoint) config.Tunnel {
@@ -49,8 +47,8 @@ func (s *supervisor) failover(spec config.Tunnel, kick <-chan struct{}) func(con
 	f := &hubs.Failover{
 		Policy:      reconnectPolicy(spec),
 		IsPermanent: tunnel.Permanent, IsFast: tunnel.FastRetry, IsRefused: tunnel.Refused, IsSlow: tunnel.Slow, IsBusy: tunnel.Busy,
-		FailbackAfter: failbackAfter,
-		CheckEvery:    failbackCheck,
+		FailbackAfter: spec.Backoff.ResetAfter,
+		CheckEvery:    spec.Keepalive.Interval,
 		Kick:          kick,
 	}
 	tc := tunnelConfig(s.cfg, spec, s.log, s.health)
@@ -88,7 +86,7 @@ func (s *supervisor) failover(spec config.Tunnel, kick <-chan struct{}) func(con
 		s.firstAttemptDone(name)
 	}
 	f.OnFailback = func(from, to string) {
-		tlog.Info("hub "+to+" answered for "+failbackAfter.String()+": moving the tunnel back to it from "+from, "hub", to, "from", from)
+		tlog.Info("hub "+to+" answered for "+spec.Backoff.ResetAfter.String()+": moving the tunnel back to it from "+from, "hub", to, "from", from)
 	}
 	f.OnHubStopped = func(hub string, err error) {
 		tlog.Error("hub "+hub+" left out: this needs an operator, retrying cannot help; the other hubs go on", "hub", hub, "err", err.Error())
