@@ -151,15 +151,16 @@ func TestRefusedRetryNeverAboveInitial(t *testing.T) {
 	}
 }
 
-// A busy hub's waits grow like the others, spread over half to one and a
-// half times each step so that clients dropped together come back apart.
+// A busy hub's waits have their own steps (Initial doubling to busyMax),
+// spread over half to one and a half times each step so that clients
+// dropped together come back apart.
 func TestBusyHubWaitsAreSpread(t *testing.T) {
 	p := defaults()
 	var lo, hi float64 = 2, 0
 	for range 20 {
-		calls, _ := run(t, p, func(int, func()) error { return errBusy }, 6)
+		calls, _ := run(t, p, func(int, func()) error { return errBusy }, 7)
 		for i, c := range calls {
-			step := p.step(p.Initial, i)
+			step := min(p.step(p.Initial, i), busyMax)
 			r := float64(c.wait) / float64(step)
 			if r < 0.5 || r > 1.5 {
 				t.Fatalf("wait %d = %v, want within 0.5-1.5 x %v", i, c.wait, step)
@@ -169,6 +170,36 @@ func TestBusyHubWaitsAreSpread(t *testing.T) {
 	}
 	if lo > 0.65 || hi < 1.35 {
 		t.Errorf("busy waits spread over %.2f-%.2f of the step, want about 0.5-1.5", lo, hi)
+	}
+}
+
+// A hub that comes back from a reboot busy: its drops wait 1, 2, 4 s, not
+// the outage's grown 16, 32 s; after them the outage goes on where it was.
+func TestBusyAfterAnOutageStartsSmall(t *testing.T) {
+	p := defaults()
+	p.Jitter = 0
+	calls, _ := run(t, p, func(n int, _ func()) error {
+		if n <= 5 {
+			return errConnRefused
+		}
+		if n <= 8 {
+			return errBusy
+		}
+		return errRetry
+	}, 9)
+	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	got := waits(calls)
+	if !equal(got[:5], want) {
+		t.Fatalf("refused waits %v, want %v", got[:5], want)
+	}
+	for i, w := range got[5:8] {
+		step := time.Second << i
+		if w < step/2 || w > step*3/2 {
+			t.Errorf("busy wait %d = %v, want %v +-50%%", i, w, step)
+		}
+	}
+	if got[8] != 32*time.Second {
+		t.Errorf("wait after the busy ones = %v, want the outage's next step (32s)", got[8])
 	}
 }
 

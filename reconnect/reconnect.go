@@ -74,11 +74,18 @@ func jittered(d time.Duration, jitter float64) time.Duration {
 	return time.Duration(float64(d) * (1 + jitter*(2*rand.Float64()-1)))
 }
 
-// busySpread is the jitter of a wait after the hub said it is busy: a hub
-// past MaxStartups dropped clients that arrived together, and with +-20 %
-// they would arrive together again; anywhere from half to one and a half
-// times the wait spreads them over the whole of it.
-const busySpread = 0.5
+// A hub that says it is busy (past MaxStartups) is up and working through a
+// storm; dropping a connection costs it an accept and a close, no fork. So
+// its waits have their own schedule, from Initial to at most busyMax, not
+// the outage's (after a 10 s reboot that is already at 16 s, and a fleet
+// dropped once would wait 16 s and then 32 s on a hub with room again), and
+// busySpread jitter: the clients it dropped arrived together, and with
+// +-20 % they would arrive together again; half to one and a half times the
+// step spreads them over the whole of it.
+const (
+	busyMax    = 8 * time.Second
+	busySpread = 0.5
+)
 
 // Loop runs Session with the Policy's waits.
 type Loop struct {
@@ -94,7 +101,8 @@ type Loop struct {
 	// RefusedRetry instead of Initial.
 	IsRefused func(error) bool
 	// IsBusy errors (the hub closed the connection before it spoke:
-	// MaxStartups) wait the schedule's step spread by busySpread.
+	// MaxStartups) have their own steps, Initial doubling to busyMax, spread
+	// by busySpread.
 	IsBusy func(error) bool
 	// IsSlow errors are retried after Max (with jitter), however young the
 	// outage: a file being rewritten needs a moment, and a file that stays
@@ -169,10 +177,11 @@ type Schedule struct {
 	IsFast, IsRefused, IsSlow, IsBusy func(error) bool // as in Loop
 	fastSince                         time.Time
 	grown                             int // growing waits so far in this outage
+	busy                              int // busy waits in a row
 }
 
 // Reset starts a new outage, as if no failure had happened.
-func (s *Schedule) Reset() { s.fastSince, s.grown = time.Time{}, 0 }
+func (s *Schedule) Reset() { s.fastSince, s.grown, s.busy = time.Time{}, 0, 0 }
 
 // Next is the wait after err: the longest for a slow error, FastRetry in
 // its window, else the outage's next growing step.
@@ -191,15 +200,18 @@ func (s *Schedule) Next(err error) time.Duration {
 	} else {
 		s.fastSince = time.Time{}
 	}
+	if s.IsBusy != nil && s.IsBusy(err) {
+		d := min(p.step(p.Initial, s.busy), busyMax, p.Max)
+		s.busy++
+		return jittered(d, max(p.Jitter, busySpread))
+	}
+	s.busy = 0
 	first := p.Initial
 	if s.IsRefused != nil && s.IsRefused(err) {
 		first = p.refusedRetry()
 	}
 	d := p.step(first, s.grown)
 	s.grown++
-	if s.IsBusy != nil && s.IsBusy(err) {
-		return jittered(d, max(p.Jitter, busySpread))
-	}
 	return jittered(d, p.Jitter)
 }
 
