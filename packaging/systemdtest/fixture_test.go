@@ -94,11 +94,13 @@ func prepareRoot(t *testing.T, root, deb string) {
 	}
 	files := map[string]string{
 		// The tunnel user may only ask for remote forwards.
-		"hub_sshd_config": sshdConfig("hub", hubPort, "AllowTcpForwarding remote\nGatewayPorts no\nPermitTTY no\nClientAliveInterval 5\nClientAliveCountMax 3\nMaxStartups 100:30:200\n"),
+		"hub_sshd_config":        sshdConfig("hub", hubPort, "AllowTcpForwarding remote\nGatewayPorts no\nPermitTTY no\nClientAliveInterval 5\nClientAliveCountMax 3\nMaxStartups 100:30:200\n"),
 		"hub_authorized_keys":    `restrict,port-forwarding ` + clientPub + "\n",
 		"target_sshd_config":     sshdConfig("target", targetPort, "AllowTcpForwarding no\n"),
 		"target_authorized_keys": opPub + "\n",
-		"known_hosts":            fmt.Sprintf("[127.0.0.1]:%d %s\n", hubPort, hostKey(hubHostPub)),
+		// deadPort too: a tunnel with no host key for its server is refused at start.
+		"known_hosts": fmt.Sprintf("[127.0.0.1]:%d %s\n[127.0.0.1]:%d %s\n",
+			hubPort, hostKey(hubHostPub), deadPort, hostKey(hubHostPub)),
 		"impostor_known_hosts":   fmt.Sprintf("[127.0.0.1]:%d %s\n", hubPort, hostKey(otherHostPub)),
 	}
 	for name, content := range files {
