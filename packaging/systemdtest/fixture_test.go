@@ -101,7 +101,7 @@ func prepareRoot(t *testing.T, root, deb string) {
 		// deadPort too: a tunnel with no host key for its server is refused at start.
 		"known_hosts": fmt.Sprintf("[127.0.0.1]:%d %s\n[127.0.0.1]:%d %s\n",
 			hubPort, hostKey(hubHostPub), deadPort, hostKey(hubHostPub)),
-		"impostor_known_hosts":   fmt.Sprintf("[127.0.0.1]:%d %s\n", hubPort, hostKey(otherHostPub)),
+		"impostor_known_hosts": fmt.Sprintf("[127.0.0.1]:%d %s\n", hubPort, hostKey(otherHostPub)),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
