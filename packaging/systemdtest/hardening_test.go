@@ -24,7 +24,8 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 		t.Fatalf("the drop-in is not in effect: DropInPaths=%s", dropIns)
 	}
 	c.writeConfig(t, "harden", rtunnelConfig("1s", 9812, []tunnelSpec{{name: "harden", port: hubPort, remote: 2260}}))
-	cur := c.cursor(t)
+	begin := c.cursor(t)
+	cur := begin
 	if out, status := c.shStatus(t, 60*time.Second, "systemctl start "+unit); status != 0 {
 		t.Fatalf("systemctl start %s: status %d: %s", unit, status, out)
 	}
@@ -35,22 +36,25 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 	checkSSH(t, c, 2260)
 
 	c.writeConfig(t, "harden", rtunnelConfig("1s", 9812, []tunnelSpec{{name: "harden", port: hubPort, remote: 2260, keepalive: "12s"}}))
+	cur = c.cursor(t)
 	if out, status := c.shStatus(t, 30*time.Second, "systemctl reload "+unit); status != 0 {
 		t.Errorf("systemctl reload %s: status %d: %s", unit, status, out)
 	}
 	if out, ok := c.waitJournal(t, cur, "-u "+unit, "restarted=1", 20*time.Second); !ok {
 		t.Errorf("no reload line with restarted=1:\n%s", out)
 	}
-	if v, ok := c.waitProp(t, unit, "StatusText", 20*time.Second, equals("1/1 tunnels up")); !ok {
-		t.Errorf("StatusText=%q after the reload, want 1/1 tunnels up", v)
+	if out, ok := c.waitJournal(t, cur, "-u "+unit, "forward up", 20*time.Second); !ok {
+		t.Errorf("the restarted tunnel's forward did not come up:\n%s", out)
 	}
 	assertSameProcess(t, started, tr.record(t, c, "hardened: reloaded", unit))
 
+	cur = c.cursor(t)
 	c.sh(t, "systemctl kill -s SIGUSR1 --kill-who=main "+unit)
-	if out, ok := c.waitJournal(t, cur, "-u "+unit, "SIGUSR1", 20*time.Second); !ok {
-		t.Errorf("no SIGUSR1 line:\n%s", out)
+	// SIGUSR1 closes the session and connects again: wait for the new forward.
+	if out, ok := c.waitJournal(t, cur, "-u "+unit, "forward up", 20*time.Second); !ok || !strings.Contains(out, "SIGUSR1") {
+		t.Errorf("no SIGUSR1 line and new forward after SIGUSR1:\n%s", out)
 	}
-	if v, ok := c.waitProp(t, unit, "StatusText", 20*time.Second, equals("1/1 tunnels up")); !ok {
+	if v := c.prop(t, unit, "StatusText"); v != "1/1 tunnels up" {
 		t.Errorf("StatusText=%q after SIGUSR1, want 1/1 tunnels up", v)
 	}
 	assertSameProcess(t, started, tr.record(t, c, "hardened: SIGUSR1", unit))
@@ -65,7 +69,7 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 	if m["Result"] != "success" || m["ExecMainStatus"] != "0" {
 		t.Errorf("after stop: Result=%s ExecMainStatus=%s, want success 0", m["Result"], m["ExecMainStatus"])
 	}
-	pid1 := c.journalSince(t, cur, "_PID=1")
+	pid1 := c.journalSince(t, begin, "_PID=1")
 	if !strings.Contains(pid1, unit+".service: Deactivated successfully") {
 		t.Errorf("systemd did not log a clean end of %s:\n%s", unit, pid1)
 	}
