@@ -19,54 +19,46 @@ import (
 // nsenter into the namespaces of its PID 1: with --register=no there is no
 // machined, so `systemd-run -M` and `machinectl shell` cannot reach it.
 type container struct {
-	root   string    // the overlay mount the container boots from
+	root   string    // the container's / as the host reaches it (/proc/PID/root)
 	nspawn *exec.Cmd // systemd-nspawn itself
 	exited chan struct{}
 	pid1   int    // the container's PID 1 (systemd) as the host sees it
 	log    string // systemd-nspawn's output: the container's console
 }
 
-// bootContainer mounts an overlay over the cached root (so the cache stays
-// pristine and nothing has to be copied), lets prepare write files into it,
-// boots it and waits until systemd reports the boot finished. Everything is
-// undone in t.Cleanup, also when the test fails half-way.
-func bootContainer(t *testing.T, cachedRoot string, prepare func(root string)) *container {
+// bootContainer boots the cached root under an overlay, so the cache stays
+// pristine and nothing is copied. prepare writes files into the overlay's
+// upper layer before boot. The overlay is mounted in a mount namespace of
+// its own that only systemd-nspawn lives in: when nspawn ends, however it
+// ends, the mount goes with it and the host keeps nothing mounted. nspawn
+// gets SIGTERM (a clean power-off) if the test process dies first.
+func bootContainer(t *testing.T, cachedRoot string, prepare func(upper string)) *container {
 	t.Helper()
 	work := t.TempDir()
-	c := &container{root: filepath.Join(work, "root"), exited: make(chan struct{}), log: filepath.Join(work, "console.log")}
-	for _, d := range []string{"upper", "work", "root"} {
+	c := &container{exited: make(chan struct{}), log: filepath.Join(work, "console.log")}
+	for _, d := range []string{"upper", "work", "merged"} {
 		if err := os.Mkdir(filepath.Join(work, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	opts := "lowerdir=" + cachedRoot + ",upperdir=" + filepath.Join(work, "upper") + ",workdir=" + filepath.Join(work, "work")
-	if err := syscall.Mount("overlay", c.root, "overlay", 0, opts); err != nil {
-		t.Fatalf("mount the container root (overlay over %s): %v", cachedRoot, err)
-	}
-	t.Cleanup(func() {
-		// MNT_DETACH: a process that still holds the tree must not leave the
-		// mount behind; the kernel drops it when the last user goes.
-		if err := syscall.Unmount(c.root, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", c.root, err)
-		}
-	})
-	prepare(c.root)
+	prepare(filepath.Join(work, "upper"))
 
 	console, err := os.Create(c.log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts := "lowerdir=" + cachedRoot + ",upperdir=" + filepath.Join(work, "upper") + ",workdir=" + filepath.Join(work, "work")
 	// --keep-unit with --register=no: this host has no systemd and no bus,
 	// so nspawn must neither register with machined nor ask for a scope.
-	c.nspawn = exec.Command("systemd-nspawn", "--quiet", "-D", c.root, "-b",
-		"--register=no", "--keep-unit", "--private-network", "--console=pipe",
-		"--machine=rtunnel-systemd-test")
-	c.nspawn.Stdin = nil
+	c.nspawn = exec.Command("unshare", "--mount", "--propagation", "private", "--",
+		"sh", "-c", `mount -t overlay overlay -o "$1" "$2" && exec systemd-nspawn --quiet -D "$2" -b \
+			--register=no --keep-unit --private-network --console=pipe --machine=rtunnel-systemd-test`,
+		"sh", opts, filepath.Join(work, "merged"))
 	c.nspawn.Stdout = console
 	c.nspawn.Stderr = console
 	// Its own process group: a ^C at the terminal reaches the test, whose
 	// cleanup powers the container off, not nspawn directly.
-	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := c.nspawn.Start(); err != nil {
 		console.Close()
 		t.Fatalf("systemd-nspawn: %v", err)
@@ -84,6 +76,7 @@ func bootContainer(t *testing.T, cachedRoot string, prepare func(root string)) *
 	})
 
 	c.pid1 = c.findPID1(t)
+	c.root = fmt.Sprintf("/proc/%d/root", c.pid1)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	// is-system-running --wait may start before systemd's socket exists.

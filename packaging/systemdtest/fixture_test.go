@@ -21,9 +21,9 @@ const (
 // The test's own files inside the container.
 const testDir = "/etc/rtunnel-test"
 
-// writeFile writes content to path inside the container (through the
-// overlay the container runs on) and sets its mode and owner from inside,
-// where the rtunnel user exists.
+// writeFile writes content to path inside the container (through
+// /proc/PID/root) and sets its mode and owner from inside, where the
+// rtunnel user exists.
 func (c *container) writeFile(t *testing.T, path string, mode os.FileMode, owner, content string) {
 	t.Helper()
 	host := filepath.Join(c.root, path)
@@ -79,7 +79,8 @@ ExecStart=/usr/sbin/sshd -D -e -f %s/%s_sshd_config
 }
 
 // prepareRoot writes, before boot, everything that needs no user of the
-// container: keys, the two sshds and their units, the package.
+// container into root (the overlay's upper layer): keys, the two sshds and
+// their units, the package.
 func prepareRoot(t *testing.T, root, deb string) {
 	t.Helper()
 	dir := filepath.Join(root, testDir)
@@ -108,8 +109,12 @@ func prepareRoot(t *testing.T, root, deb string) {
 			t.Fatal(err)
 		}
 	}
+	units := filepath.Join(root, "etc/systemd/system")
+	if err := os.MkdirAll(units, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"hub", "target"} {
-		unit := filepath.Join(root, "etc/systemd/system/rt-"+name+".service")
+		unit := filepath.Join(units, "rt-"+name+".service")
 		if err := os.WriteFile(unit, []byte(sshdUnit(name)), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +123,7 @@ func prepareRoot(t *testing.T, root, deb string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "root/rtunnel.deb"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "rtunnel.deb"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -128,7 +133,7 @@ func prepareRoot(t *testing.T, root, deb string) {
 func setupInside(t *testing.T, c *container) {
 	t.Helper()
 	c.sh(t, `set -e
-dpkg -i /root/rtunnel.deb >/root/dpkg.log 2>&1 || { cat /root/dpkg.log; exit 1; }
+dpkg -i `+testDir+`/rtunnel.deb >/var/log/rtunnel-dpkg.log 2>&1 || { cat /var/log/rtunnel-dpkg.log; exit 1; }
 # UsePAM no: sshd refuses a locked account ("!" in shadow); "*" is no password, not locked.
 useradd --system --password "*" --shell /usr/sbin/nologin tunnel
 useradd --system --password "*" --create-home --shell /bin/sh op

@@ -54,7 +54,7 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 	if out, ok := c.waitJournal(t, cur, "-u "+unit, "forward up", 20*time.Second); !ok || !strings.Contains(out, "SIGUSR1") {
 		t.Errorf("no SIGUSR1 line and new forward after SIGUSR1:\n%s", out)
 	}
-	if v := c.prop(t, unit, "StatusText"); v != "1/1 tunnels up" {
+	if v, ok := c.waitProp(t, unit, "StatusText", 10*time.Second, equals("1/1 tunnels up")); !ok {
 		t.Errorf("StatusText=%q after SIGUSR1, want 1/1 tunnels up", v)
 	}
 	assertSameProcess(t, started, tr.record(t, c, "hardened: SIGUSR1", unit))

@@ -18,7 +18,7 @@ func TestSystemd(t *testing.T) {
 	began := time.Now()
 	root := cachedRoot(t)
 	deb := buildDeb(t)
-	c := bootContainer(t, root, func(r string) { prepareRoot(t, r, deb) })
+	c := bootContainer(t, root, func(upper string) { prepareRoot(t, upper, deb) })
 	t.Logf("container up %s after the test began (root %s, package %s)", time.Since(began).Round(time.Second), root, deb)
 	setupInside(t, c)
 	tr := &transcript{start: time.Now()}
