@@ -17,6 +17,7 @@ const (
 // systemd must kill it and start a new one within WatchdogSec + RestartSec
 // (plus the time the new one needs to become ready).
 func testWatchdog(t *testing.T, c *container, tr *transcript) {
+	c.waitRunning(t, "rtunnel", "9/9 tunnels up")
 	before := c.show(t, "rtunnel", "MainPID", "NRestarts", "StatusText")
 	cur := c.cursor(t)
 	stopped := time.Now()

@@ -49,6 +49,19 @@ func (c *container) waitProp(t *testing.T, unit, name string, limit time.Duratio
 	}
 }
 
+// waitRunning waits until unit runs (a process that finished starting,
+// not one waiting to be restarted) and shows status, and fails otherwise.
+func (c *container) waitRunning(t *testing.T, unit, status string) {
+	t.Helper()
+	limit := watchdogSec + restartSec + 10*time.Second
+	if v, ok := c.waitProp(t, unit, "SubState", limit, equals("running")); !ok {
+		t.Fatalf("%s SubState=%s after %s, want running", unit, v, limit)
+	}
+	if v, ok := c.waitProp(t, unit, "StatusText", 30*time.Second, equals(status)); !ok {
+		t.Fatalf("%s StatusText=%q, want %q", unit, v, status)
+	}
+}
+
 // cursor returns the journal's current end, for journalSince.
 func (c *container) cursor(t *testing.T) string {
 	t.Helper()
