@@ -40,6 +40,7 @@ func testWatchdog(t *testing.T, c *container, tr *transcript) {
 		t.Errorf("NRestarts %s -> %s, want one more", before["NRestarts"], m["NRestarts"])
 	}
 	pid1 := c.journalSince(t, cur, "_PID=1")
+	t.Logf("systemd's lines from SIGSTOP to the restart:\n%s", pid1)
 	for _, want := range []string{"rtunnel.service: Watchdog timeout", "rtunnel.service: Failed with result 'watchdog'"} {
 		if !strings.Contains(pid1, want) {
 			t.Errorf("systemd did not log %q:\n%s", want, pid1)
