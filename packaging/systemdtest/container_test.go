@@ -160,6 +160,20 @@ func (c *container) sh(t *testing.T, script string) string {
 	return out
 }
 
+// exitStatus is the exit status of a finished command: 0, its status, or -1
+// when it did not run or was killed.
+func exitStatus(err error) int {
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	default:
+		return -1
+	}
+}
+
 // shStatus runs script and returns its output and exit status (-1 when it
 // could not run or timed out).
 func (c *container) shStatus(t *testing.T, timeout time.Duration, script string) (string, int) {
@@ -167,16 +181,11 @@ func (c *container) shStatus(t *testing.T, timeout time.Duration, script string)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out, err := c.exec(ctx, script)
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return out, 0
-	case errors.As(err, &exit) && exit.ExitCode() >= 0:
-		return out, exit.ExitCode()
-	default:
+	status := exitStatus(err)
+	if status < 0 {
 		t.Logf("in the container: %s\n-> %v\n%s", script, err, out)
-		return out, -1
 	}
+	return out, status
 }
 
 // powerOff asks systemd in the container to power off (SIGTERM to nspawn

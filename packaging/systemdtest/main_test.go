@@ -25,7 +25,7 @@ func requireSystemdTest(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the systemd test needs root (debootstrap, overlay mount, systemd-nspawn, nsenter)")
 	}
-	for _, tool := range []string{"systemd-nspawn", "debootstrap", "nsenter", "ssh-keygen", "dpkg-deb"} {
+	for _, tool := range []string{"systemd-nspawn", "debootstrap", "nsenter", "unshare", "ssh-keygen", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s missing: run scripts/install-deps.sh --systemd", tool)
 		}

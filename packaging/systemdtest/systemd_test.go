@@ -1,6 +1,7 @@
 package systemdtest
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -63,8 +64,12 @@ func testStartWaitsForReady(t *testing.T, c *container, tr *transcript) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, status := c.shStatus(t, 60*time.Second, "systemctl start rtunnel")
-		done <- result{out, status}
+		// c.exec, not c.shStatus: no t.Log from a goroutine that may
+		// outlive a failed step.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		out, err := c.exec(ctx, "systemctl start rtunnel")
+		done <- result{out, exitStatus(err)}
 	}()
 	const silent = 5 * time.Second
 	deadline := time.Now().Add(silent)
