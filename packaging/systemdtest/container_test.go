@@ -56,8 +56,8 @@ func bootContainer(t *testing.T, cachedRoot string, prepare func(upper string)) 
 		"sh", opts, filepath.Join(work, "merged"))
 	c.nspawn.Stdout = console
 	c.nspawn.Stderr = console
-	// Its own process group: a ^C at the terminal reaches the test, whose
-	// cleanup powers the container off, not nspawn directly.
+	// Its own process group, so a ^C at the terminal reaches only the test
+	// binary; when that dies, Pdeathsig asks nspawn for a clean power-off.
 	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := c.nspawn.Start(); err != nil {
 		console.Close()
