@@ -79,7 +79,7 @@ func testExit78(t *testing.T, c *container, tr *transcript) {
 		t.Errorf("restarted after exit 78: ActiveState=%s NRestarts %s -> %s MainPID=%s",
 			m["ActiveState"], failed["NRestarts"], m["NRestarts"], m["MainPID"])
 	}
-	if log := c.journalSince(t, cur, "-u rtunnel _COMM=rtunnel"); !strings.Contains(strings.ToLower(log), "host key") {
+	if log, ok := c.journalHas(t, cur, "-u rtunnel _COMM=rtunnel", "host key"); !ok {
 		t.Errorf("rtunnel's journal names no host key problem:\n%s", log)
 	}
 }

@@ -89,7 +89,7 @@ func testReloadEightChanged(t *testing.T, c *container, tr *transcript) {
 	// after 30 s. Wait for the reload's line, or the end of the process.
 	var ok bool
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		if ok = strings.Contains(c.journalSince(t, cur, "-u rtunnel"), "restarted=8"); ok {
+		if _, ok = c.journalHas(t, cur, "-u rtunnel", "restarted=8"); ok {
 			break
 		}
 		if c.prop(t, "rtunnel", "MainPID") != before["MainPID"] {

@@ -84,18 +84,28 @@ func (c *container) journalSince(t *testing.T, cursor, args string) string {
 	return c.sh(t, "journalctl --no-pager -o cat "+after+args)
 }
 
-// waitJournal polls the journal after cursor until a message matching args
-// contains want, for at most limit.
+// journalHas reports whether an entry written after cursor that matches
+// args mentions want (case-insensitively) in its message or in any field,
+// so a key=value in the text and a journal field KEY=value both count.
+// It returns the entries' text, shortened to their end.
+func (c *container) journalHas(t *testing.T, cursor, args, want string) (string, bool) {
+	t.Helper()
+	out := c.journalSince(t, cursor, args+" -o verbose")
+	found := strings.Contains(strings.ToLower(out), strings.ToLower(want))
+	if len(out) > 4000 {
+		out = "..." + out[len(out)-4000:]
+	}
+	return out, found
+}
+
+// waitJournal polls journalHas until it finds want, for at most limit.
 func (c *container) waitJournal(t *testing.T, cursor, args, want string, limit time.Duration) (string, bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		out := c.journalSince(t, cursor, args)
-		if strings.Contains(out, want) {
-			return out, true
-		}
-		if time.Now().After(deadline) {
-			return out, false
+		out, ok := c.journalHas(t, cursor, args, want)
+		if ok || time.Now().After(deadline) {
+			return out, ok
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
