@@ -214,8 +214,13 @@ func sshCommand(port int, command string) string {
 func (c *container) openConn(t *testing.T, unit string, port int) {
 	t.Helper()
 	c.sh(t, fmt.Sprintf("systemd-run --quiet --unit=%s --property=Type=exec %s", unit,
-		sshCommand(port, "echo open; exec sleep 600")))
-	if _, ok := c.waitJournal(t, "", "-u "+unit, "open", 20*time.Second); !ok {
-		t.Fatalf("connection %s through port %d did not open", unit, port)
+		sshCommand(port, "echo connection-open; exec sleep 600")))
+	// The line ssh printed, not systemd's "Started ..." that quotes the command.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(c.journalSince(t, "", "-u "+unit+" _COMM=ssh"), "connection-open\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("connection %s through port %d did not open within 20s", unit, port)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
