@@ -40,10 +40,10 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 	if out, status := c.shStatus(t, 30*time.Second, "systemctl reload "+unit); status != 0 {
 		t.Errorf("systemctl reload %s: status %d: %s", unit, status, out)
 	}
-	if out, ok := c.waitJournal(t, cur, "-u "+unit, "restarted=1", 20*time.Second); !ok {
+	if out, ok := c.waitJournal(t, cur, "-u "+unit+" _COMM=rtunnel", "restarted=1", 20*time.Second); !ok {
 		t.Errorf("no reload line with restarted=1:\n%s", out)
 	}
-	if out, ok := c.waitJournal(t, cur, "-u "+unit, "forward up", 20*time.Second); !ok {
+	if out, ok := c.waitJournal(t, cur, "-u "+unit+" _COMM=rtunnel", "forward up", 20*time.Second); !ok {
 		t.Errorf("the restarted tunnel's forward did not come up:\n%s", out)
 	}
 	assertSameProcess(t, started, tr.record(t, c, "hardened: reloaded", unit))
@@ -51,7 +51,7 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 	cur = c.cursor(t)
 	c.sh(t, "systemctl kill -s SIGUSR1 --kill-who=main "+unit)
 	// SIGUSR1 closes the session and connects again: wait for the new forward.
-	if out, ok := c.waitJournal(t, cur, "-u "+unit, "forward up", 20*time.Second); !ok || !strings.Contains(out, "SIGUSR1") {
+	if out, ok := c.waitJournal(t, cur, "-u "+unit+" _COMM=rtunnel", "forward up", 20*time.Second); !ok || !strings.Contains(out, "SIGUSR1") {
 		t.Errorf("no SIGUSR1 line and new forward after SIGUSR1:\n%s", out)
 	}
 	if v, ok := c.waitProp(t, unit, "StatusText", 10*time.Second, equals("1/1 tunnels up")); !ok {

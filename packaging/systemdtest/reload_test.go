@@ -16,7 +16,7 @@ func testReloadUnchanged(t *testing.T, c *container, tr *transcript) {
 	if out, status := c.shStatus(t, 30*time.Second, "systemctl reload rtunnel"); status != 0 {
 		t.Fatalf("systemctl reload: status %d: %s", status, out)
 	}
-	if out, ok := c.waitJournal(t, cur, "-u rtunnel", "kept=1", 15*time.Second); !ok {
+	if out, ok := c.waitJournal(t, cur, "-u rtunnel _COMM=rtunnel", "kept=1", 15*time.Second); !ok {
 		t.Fatalf("no reload line with kept=1 in the journal:\n%s", out)
 	}
 	m := tr.record(t, c, "reload, unchanged", "rtunnel")
@@ -68,7 +68,7 @@ func testReloadEightChanged(t *testing.T, c *container, tr *transcript) {
 	if out, status := c.shStatus(t, 30*time.Second, "systemctl reload rtunnel"); status != 0 {
 		t.Fatalf("systemctl reload (adding 8 tunnels): status %d: %s", status, out)
 	}
-	if out, ok := c.waitJournal(t, cur, "-u rtunnel", "added=8", 15*time.Second); !ok {
+	if out, ok := c.waitJournal(t, cur, "-u rtunnel _COMM=rtunnel", "added=8", 15*time.Second); !ok {
 		t.Fatalf("no reload line with added=8:\n%s", out)
 	}
 	if v, ok := c.waitProp(t, "rtunnel", "StatusText", 20*time.Second, equals("9/9 tunnels up")); !ok {
@@ -89,7 +89,7 @@ func testReloadEightChanged(t *testing.T, c *container, tr *transcript) {
 	// after 30 s. Wait for the reload's line, or the end of the process.
 	var ok bool
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		if _, ok = c.journalHas(t, cur, "-u rtunnel", "restarted=8"); ok {
+		if _, ok = c.journalHas(t, cur, "-u rtunnel _COMM=rtunnel", "restarted=8"); ok {
 			break
 		}
 		if c.prop(t, "rtunnel", "MainPID") != before["MainPID"] {
