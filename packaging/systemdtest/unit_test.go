@@ -92,8 +92,8 @@ func (c *container) journalHas(t *testing.T, cursor, args, want string) (string,
 	t.Helper()
 	out := c.journalSince(t, cursor, args+" -o verbose")
 	found := strings.Contains(strings.ToLower(out), strings.ToLower(want))
-	if len(out) > 4000 {
-		out = "..." + out[len(out)-4000:]
+	if len(out) > 16000 {
+		out = "..." + out[len(out)-16000:]
 	}
 	return out, found
 }
