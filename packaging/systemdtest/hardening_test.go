@@ -25,7 +25,6 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 	}
 	c.writeConfig(t, "harden", rtunnelConfig("1s", 9812, []tunnelSpec{{name: "harden", port: hubPort, remote: 2260}}))
 	begin := c.cursor(t)
-	cur := begin
 	if out, status := c.shStatus(t, 60*time.Second, "systemctl start "+unit); status != 0 {
 		t.Fatalf("systemctl start %s: status %d: %s", unit, status, out)
 	}
@@ -36,7 +35,7 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 	checkSSH(t, c, 2260)
 
 	c.writeConfig(t, "harden", rtunnelConfig("1s", 9812, []tunnelSpec{{name: "harden", port: hubPort, remote: 2260, keepalive: "12s"}}))
-	cur = c.cursor(t)
+	cur := c.cursor(t)
 	if out, status := c.shStatus(t, 30*time.Second, "systemctl reload "+unit); status != 0 {
 		t.Errorf("systemctl reload %s: status %d: %s", unit, status, out)
 	}
