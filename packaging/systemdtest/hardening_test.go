@@ -45,6 +45,9 @@ func testHardening(t *testing.T, c *container, tr *transcript) {
 	if out, ok := c.waitJournal(t, cur, "-u "+unit+" _COMM=rtunnel", "forward up", 20*time.Second); !ok {
 		t.Errorf("the restarted tunnel's forward did not come up:\n%s", out)
 	}
+	if v, ok := c.waitProp(t, unit, "StatusText", 10*time.Second, equals("1/1 tunnels up")); !ok {
+		t.Errorf("StatusText=%q after the reload, want 1/1 tunnels up", v)
+	}
 	assertSameProcess(t, started, tr.record(t, c, "hardened: reloaded", unit))
 
 	cur = c.cursor(t)

@@ -9,8 +9,8 @@ import (
 
 // The unit's timings (packaging/systemd/rtunnel.service).
 const (
-	watchdogSec = 30 * time.Second
-	restartSec  = 5 * time.Second
+	watchdogTimeout = 30 * time.Second
+	restartDelay  = 5 * time.Second
 )
 
 // testWatchdog freezes rtunnel with SIGSTOP: its WATCHDOG=1 pings stop, and
@@ -23,7 +23,7 @@ func testWatchdog(t *testing.T, c *container, tr *transcript) {
 	stopped := time.Now()
 	c.sh(t, "systemctl kill -s SIGSTOP --kill-who=main rtunnel")
 	// Generous: the limit is checked below, this only bounds the wait.
-	limit := watchdogSec + restartSec + 30*time.Second
+	limit := watchdogTimeout + restartDelay + 30*time.Second
 	_, ok := c.waitProp(t, "rtunnel", "MainPID", limit, func(pid string) bool {
 		return pid != before["MainPID"] && pid != "0" && c.prop(t, "rtunnel", "ActiveState") == "active"
 	})
@@ -33,7 +33,7 @@ func testWatchdog(t *testing.T, c *container, tr *transcript) {
 		t.Fatalf("no new active rtunnel process within %s of SIGSTOP", limit)
 	}
 	t.Logf("SIGSTOP to active again: %s", took.Round(100*time.Millisecond))
-	if max := watchdogSec + restartSec + 5*time.Second; took > max {
+	if max := watchdogTimeout + restartDelay + 5*time.Second; took > max {
 		t.Errorf("SIGSTOP to active again took %s, want at most WatchdogSec + RestartSec + 5s = %s", took, max)
 	}
 	if n, _ := strconv.Atoi(before["NRestarts"]); m["NRestarts"] != strconv.Itoa(n+1) {
@@ -73,7 +73,7 @@ func testExit78(t *testing.T, c *container, tr *transcript) {
 		t.Errorf("Result=%s ExecMainStatus=%s, want exit-code 78", failed["Result"], failed["ExecMainStatus"])
 	}
 	// Long enough for a restart that should not come.
-	time.Sleep(restartSec + 3*time.Second)
+	time.Sleep(restartDelay + 3*time.Second)
 	m := tr.record(t, c, "exit 78, RestartSec+3s later", "rtunnel")
 	if m["ActiveState"] != "failed" || m["NRestarts"] != failed["NRestarts"] || m["MainPID"] != "0" {
 		t.Errorf("restarted after exit 78: ActiveState=%s NRestarts %s -> %s MainPID=%s",

@@ -53,7 +53,7 @@ func (c *container) waitProp(t *testing.T, unit, name string, limit time.Duratio
 // not one waiting to be restarted) and shows status, and fails otherwise.
 func (c *container) waitRunning(t *testing.T, unit, status string) {
 	t.Helper()
-	limit := watchdogSec + restartSec + 10*time.Second
+	limit := watchdogTimeout + restartDelay + 10*time.Second
 	if v, ok := c.waitProp(t, unit, "SubState", limit, equals("running")); !ok {
 		t.Fatalf("%s SubState=%s after %s, want running", unit, v, limit)
 	}
