@@ -10,7 +10,7 @@ import (
 // The unit's timings (packaging/systemd/rtunnel.service).
 const (
 	watchdogTimeout = 30 * time.Second
-	restartDelay  = 5 * time.Second
+	restartDelay    = 5 * time.Second
 )
 
 // testWatchdog freezes rtunnel with SIGSTOP: its WATCHDOG=1 pings stop, and
