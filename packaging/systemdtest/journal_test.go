@@ -168,6 +168,23 @@ func testFlood(t *testing.T, c *container, tr *transcript) {
 	})
 }
 
+// testMainUnitJournal: the lines the earlier steps made rtunnel.service
+// write (the hub stopped, a changed host key) are found by priority and by
+// tunnel, as an operator would look for them (issue 14.2).
+func testMainUnitJournal(t *testing.T, c *container, tr *transcript) {
+	t.Run("PriorityWarning", func(t *testing.T) {
+		out := c.journalSince(t, "", "-b -u rtunnel -p warning _COMM=rtunnel")
+		if !strings.Contains(out, "2200") {
+			t.Errorf("journalctl -p warning -u rtunnel shows none of the hub's failures:\n%s", truncate(out, 500))
+		}
+	})
+	t.Run("TunnelField", func(t *testing.T) {
+		if out := c.journalSince(t, "", "-b -u rtunnel TUNNEL=hub"); strings.TrimSpace(out) == "" {
+			t.Errorf("journalctl -u rtunnel TUNNEL=hub returned nothing")
+		}
+	})
+}
+
 func firstLineWith(text, s string) string {
 	for _, line := range strings.Split(text, "\n") {
 		if strings.Contains(line, s) {

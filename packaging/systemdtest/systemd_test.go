@@ -43,6 +43,7 @@ func TestSystemd(t *testing.T) {
 		{"SixtyTunnelsDownStatus_14.1", testSixtyDown},
 		{"TwoHundredFailingForAMinute", testFlood},
 		{"HardeningSystemCallKill", testHardening},
+		{"MainUnitJournal_14.2", testMainUnitJournal},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) { s.run(t, c, tr) })
