@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,19 +26,44 @@ func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e
 
 func (e Endpoint) String() string { return e.User + "@" + e.Addr() }
 
-// Forward asks the server to listen on RemoteHost:RemotePort and sends each
-// connection to Local.
+// Forward asks the server to listen on RemoteHost:RemotePort, or on the
+// Unix socket RemotePath, and sends each connection to Local.
 type Forward struct {
 	RemoteHost string // sent literally: permitlisten="localhost:N" matches the text
-	RemotePort int
-	Local      string // host:port dialed on this machine
+	RemotePort int    // 0: the server picks a port, reported through Config.ForwardAllocated
+	RemotePath string // a Unix socket on the server (streamlocal-forward@openssh.com); RemoteHost and RemotePort unused
+	Local      string // host:port, or a Unix socket path (starting with /), dialed on this machine
 }
 
-// Remote is the server-side address, host:port.
-func (f Forward) Remote() string { return net.JoinHostPort(f.RemoteHost, strconv.Itoa(f.RemotePort)) }
+// Remote is the server-side address: host:port or the socket path.
+func (f Forward) Remote() string {
+	if f.RemotePath != "" {
+		return f.RemotePath
+	}
+	return net.JoinHostPort(f.RemoteHost, strconv.Itoa(f.RemotePort))
+}
 
 // String is the forward's label in logs and metrics.
 func (f Forward) String() string { return f.Remote() + "->" + f.Local }
+
+// LocalForward is ssh -L: rtunnel listens on Listen and sends each
+// connection through the server (direct-tcpip) to Connect.
+type LocalForward struct {
+	Listen  string // host:port, or a Unix socket path, on this machine
+	Connect string // host:port, or a Unix socket path, as the server resolves it
+}
+
+// String is the local forward's label in logs and metrics; the "L:" keeps
+// it apart from a remote forward's.
+func (l LocalForward) String() string { return "L:" + l.Listen + "->" + l.Connect }
+
+// network is "unix" for a socket path, else "tcp".
+func network(addr string) string {
+	if strings.HasPrefix(addr, "/") {
+		return "unix"
+	}
+	return "tcp"
+}
 
 // algorithms are the lists a hop offers, the tunnel's.
 type algorithms struct {
@@ -50,6 +76,13 @@ type Config struct {
 	Server   Endpoint
 	Jump     []Endpoint // ProxyJump hops, first is dialed directly
 	Forwards []Forward
+	// LocalForwards are ssh -L forwards served through the server.
+	LocalForwards []LocalForward
+
+	// ForwardAllocated is told the port the server bound for a forward
+	// that asked for port 0 when it comes up, and 0 when it goes down.
+	// It is called from the session's goroutines and must not block.
+	ForwardAllocated func(forward string, port int)
 
 	KeepaliveInterval time.Duration
 	KeepaliveCountMax int
@@ -116,6 +149,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.ForwardAllocated == nil {
+		c.ForwardAllocated = func(string, int) {}
 	}
 	if c.Observer == nil {
 		c.Observer = NopObserver{}

@@ -199,12 +199,35 @@ type ForwardRefusedError struct {
 }
 
 func (e *ForwardRefusedError) Error() string {
+	if strings.HasPrefix(e.Forward, "/") {
+		return fmt.Sprintf("server %s refused remote socket forward %s. sshd gives no reason; its log tells which: "+
+			`"bind: Address already in use" means a socket file is left at that path (sshd_config StreamLocalBindUnlink yes lets a new session replace it); `+
+			"a refusal without it means socket forwarding is off for this key: sshd_config needs AllowStreamLocalForwarding yes "+
+			"(or all), and the key line's restrict needs port-forwarding (permitlisten does not govern sockets)",
+			e.Server, e.Forward)
+	}
 	return fmt.Sprintf("server %s refused remote forward %s. sshd gives no reason; its log tells which: "+
 		`"Address already in use" means the port is held, by an older session of this key that the server has not dropped yet `+
 		"(freed when its ClientAlive check drops it) or by another process on the hub (ss -ltnp there shows which); "+
 		`"but the request was denied" means the key's permitlisten does not allow it (permitlisten needs port-forwarding on the same key line)`,
 		e.Server, e.Forward)
 }
+
+// LocalBindError is a local forward (ssh -L) whose address rtunnel cannot
+// listen on. Like a refused forward it is retried: the port may be held by
+// a process that is about to exit.
+type LocalBindError struct {
+	Forward string
+	Listen  string
+	Err     error
+}
+
+func (e *LocalBindError) Error() string {
+	return fmt.Sprintf("local forward %s cannot listen on %s: %v (another process holds it, or the address is not on this machine: ss -ltnp shows who listens)",
+		e.Forward, e.Listen, e.Err)
+}
+
+func (e *LocalBindError) Unwrap() error { return e.Err }
 
 // LinkDeadError is a link that stopped answering.
 type LinkDeadError struct {
@@ -282,6 +305,7 @@ func Result(err error) string {
 		hk *HostKeyError
 		au *AuthError
 		fr *ForwardRefusedError
+		lb *LocalBindError
 		to *TimeoutError
 		ld *LinkDeadError
 		de *DialError
@@ -294,7 +318,7 @@ func Result(err error) string {
 		return ResultHostKey
 	case errors.As(err, &au):
 		return ResultAuth
-	case errors.As(err, &fr):
+	case errors.As(err, &fr), errors.As(err, &lb): // a forward that could not be set up, on either side
 		return ResultForwardRefused
 	case errors.As(err, &to), errors.As(err, &ld):
 		return ResultTimeout
