@@ -57,7 +57,7 @@ func splitAlias(s string) (user, alias string, port int, err error) {
 
 // tunnelFromSSHConfig fills t from the alias server: names in the
 // ssh_config at path. Every value written in rtunnel's own config wins.
-func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode *yaml.Node) {
+func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, localForwardsNode *yaml.Node) {
 	serverKey := key + ".server"
 	s := d.required(n, serverNode, serverKey, "write server: ALIAS, a Host of "+path)
 	if s == "" {
@@ -179,11 +179,23 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 		}
 	}
 
+	if localForwardsNode == nil {
+		for _, f := range h.LocalForwards {
+			lf, err := localForwardFromSSH(f)
+			if err != nil {
+				fail("LocalForward %s (%s): %v", f, from(h, "localforward", "LocalForward"), err)
+				continue
+			}
+			lf.Line = serverNode.Line
+			t.LocalForwards = append(t.LocalForwards, lf)
+			use.add("local_forwards", lf.ListenString()+"->"+lf.ConnectString(), from(h, "localforward", "LocalForward"))
+		}
+	}
 	switch {
 	case forwardsNode != nil:
 		t.Forwards = d.forwards(forwardsNode, key+".forwards", hubOf(*t), t.Name)
-	case len(h.RemoteForwards) == 0:
-		fail("no RemoteForward for this Host, and no forwards: in rtunnel's config: add one or the other")
+	case len(h.RemoteForwards) == 0 && len(t.LocalForwards) == 0:
+		fail("no RemoteForward or LocalForward for this Host, and no forwards: in rtunnel's config: add one or the other")
 	default:
 		for _, f := range h.RemoteForwards {
 			fw, err := forwardFromSSH(f)
@@ -192,7 +204,9 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				continue
 			}
 			fw.Line = serverNode.Line
-			d.claimPort(serverNode, key+".server", hubOf(*t), t.Name, fw.Remote)
+			if fw.RemotePath == "" && fw.Remote.Port != 0 { // a socket or a hub-picked port claims no port
+				d.claimPort(serverNode, key+".server", hubOf(*t), t.Name, fw.Remote)
+			}
 			t.Forwards = append(t.Forwards, fw)
 			use.add("forwards", fw.String(), from(h, "remoteforward", "RemoteForward"))
 		}
@@ -232,9 +246,6 @@ func notYet(h *sshconfig.Host) []string {
 	}
 	if _, ok := h.Set["hostkeyalias"]; ok {
 		out = append(out, at("hostkeyalias")+": HostKeyAlias is not supported yet: rtunnel looks the host key up under HostName")
-	}
-	if _, ok := h.Set["localforward"]; ok {
-		out = append(out, at("localforward")+": LocalForward is not supported yet: rtunnel carries remote forwards only")
 	}
 	switch h.StrictHostKeyChecking {
 	case "accept-new":
@@ -300,29 +311,74 @@ func knownHostsOf(h *sshconfig.Host) (path, from string, err error) {
 	return "", "", fmt.Errorf("no known_hosts file exists (%s): add the hub's key with ssh-keyscan, or set known_hosts in rtunnel's config", strings.Join(tried, ", "))
 }
 
-var errNotYet = errors.New("not supported yet")
-
-// forwardFromSSH turns a RemoteForward into rtunnel's forward.
+// forwardFromSSH turns a RemoteForward into rtunnel's forward: a socket
+// path on either side, and port 0 (the hub picks), map as they are.
 func forwardFromSSH(f sshconfig.Forward) (Forward, error) {
 	switch {
-	case f.ListenPath != "" || f.ConnectPath != "":
-		return Forward{}, fmt.Errorf("a Unix socket forward is %w", errNotYet)
-	case f.ListenPort == 0:
-		return Forward{}, fmt.Errorf("port 0 (the hub picks) is %w", errNotYet)
+	case f.Dynamic:
+		return Forward{}, errors.New("a dynamic (SOCKS) remote forward is not supported: name the target, port:host:hostport")
 	case f.HasListenHost && (f.ListenHost == "" || f.ListenHost == "*"):
 		return Forward{}, errors.New("an empty or * bind address is not supported: write the address to bind, e.g. 0.0.0.0")
 	}
-	host := "localhost" // what ssh sends without a bind address
-	if f.HasListenHost {
-		host = f.ListenHost
+	var fw Forward
+	if f.ListenPath != "" {
+		if err := checkSocketPath(f.ListenPath); err != nil {
+			return Forward{}, err
+		}
+		fw.RemotePath = f.ListenPath
+	} else {
+		host := "localhost" // what ssh sends without a bind address
+		if f.HasListenHost {
+			host = f.ListenHost
+		}
+		remote, err := ParseAddr(net.JoinHostPort(host, strconv.Itoa(f.ListenPort)), true)
+		if err != nil {
+			return Forward{}, err
+		}
+		fw.Remote = remote
 	}
-	remote, err := ParseAddr(net.JoinHostPort(host, strconv.Itoa(f.ListenPort)), false)
-	if err != nil {
-		return Forward{}, err
+	var err error
+	fw.Local, fw.LocalPath, err = connectSide(f)
+	return fw, err
+}
+
+// localForwardFromSSH turns a LocalForward into rtunnel's local forward.
+func localForwardFromSSH(f sshconfig.Forward) (LocalForward, error) {
+	if f.Dynamic {
+		return LocalForward{}, errors.New("DynamicForward (SOCKS) is not supported: name the target, port:host:hostport")
 	}
-	local, err := ParseAddr(net.JoinHostPort(f.ConnectHost, strconv.Itoa(f.ConnectPort)), false)
-	if err != nil {
-		return Forward{}, err
+	var lf LocalForward
+	if f.ListenPath != "" {
+		if err := checkSocketPath(f.ListenPath); err != nil {
+			return LocalForward{}, err
+		}
+		lf.ListenPath = f.ListenPath
+	} else {
+		// Without a bind address ssh listens on loopback only
+		// (GatewayPorts no); "*" or an empty one means every address.
+		host := "localhost"
+		if f.HasListenHost {
+			host = f.ListenHost
+			if host == "" || host == "*" {
+				host = "0.0.0.0"
+			}
+		}
+		listen, err := ParseAddr(net.JoinHostPort(host, strconv.Itoa(f.ListenPort)), false)
+		if err != nil {
+			return LocalForward{}, err
+		}
+		lf.Listen = listen
 	}
-	return Forward{Remote: remote, Local: local}, nil
+	var err error
+	lf.Connect, lf.ConnectPath, err = connectSide(f)
+	return lf, err
+}
+
+// connectSide is a forward's target: a socket path or host:port.
+func connectSide(f sshconfig.Forward) (Addr, string, error) {
+	if f.ConnectPath != "" {
+		return Addr{}, f.ConnectPath, checkSocketPath(f.ConnectPath)
+	}
+	a, err := ParseAddr(net.JoinHostPort(f.ConnectHost, strconv.Itoa(f.ConnectPort)), false)
+	return a, "", err
 }

@@ -63,6 +63,7 @@ type Tunnel struct {
 	Server               Endpoint
 	Jump                 []Endpoint
 	Forwards             []Forward
+	LocalForwards        []LocalForward
 	Keepalive            Keepalive
 	ConnectTimeout       time.Duration
 	ExitOnForwardFailure bool
@@ -121,15 +122,49 @@ func (e Endpoint) String() string {
 	return e.User + "@" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
 }
 
-// Forward is one remote forward: the server binds Remote, connections go to Local.
+// Forward is one remote forward: the server binds Remote (or the Unix
+// socket RemotePath), connections go to Local (or the socket LocalPath).
+// Remote.Port 0 lets the server pick the port.
 type Forward struct {
-	Remote Addr
-	Local  Addr
-	Line   int
+	Remote     Addr
+	RemotePath string
+	Local      Addr
+	LocalPath  string
+	Line       int
 }
 
+// RemoteString is the server side as written: host:port or the path.
+func (f Forward) RemoteString() string { return sideString(f.Remote, f.RemotePath) }
+
+// LocalString is this machine's side: host:port or the path.
+func (f Forward) LocalString() string { return sideString(f.Local, f.LocalPath) }
+
 // String is the forward's label in logs and metrics: "localhost:2220->localhost:22".
-func (f Forward) String() string { return f.Remote.String() + "->" + f.Local.String() }
+func (f Forward) String() string { return f.RemoteString() + "->" + f.LocalString() }
+
+// LocalForward is one ssh -L forward: rtunnel listens on Listen (or the
+// socket ListenPath) here, and the hub connects each connection to Connect
+// (or the socket ConnectPath on the hub).
+type LocalForward struct {
+	Listen      Addr
+	ListenPath  string
+	Connect     Addr
+	ConnectPath string
+	Line        int
+}
+
+// ListenString is the side rtunnel listens on: host:port or the path.
+func (f LocalForward) ListenString() string { return sideString(f.Listen, f.ListenPath) }
+
+// ConnectString is the target as the hub sees it: host:port or the path.
+func (f LocalForward) ConnectString() string { return sideString(f.Connect, f.ConnectPath) }
+
+func sideString(a Addr, path string) string {
+	if path != "" {
+		return path
+	}
+	return a.String()
+}
 
 // Addr is a host and port. Host is kept exactly as written: sshd's
 // permitlisten compares the text.

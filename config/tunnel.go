@@ -66,7 +66,7 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		d.fail(n, key, "empty list item: each tunnel is a mapping that starts with '- name: ...'")
 		return t
 	}
-	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, sshConfigNode *yaml.Node
+	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, sshConfigNode, localForwardsNode *yaml.Node
 	d.mapping(n, key, map[string]func(*yaml.Node, string){
 		"ssh_config":          func(n *yaml.Node, key string) { sshConfigNode = n },
 		"ciphers":             func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
@@ -79,6 +79,7 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"known_hosts":         func(n *yaml.Node, key string) { knownHostsNode = n },
 		"jump":                func(n *yaml.Node, key string) { jumpNode = n },
 		"forwards":            func(n *yaml.Node, key string) { forwardsNode = n },
+		"local_forwards":      func(n *yaml.Node, key string) { localForwardsNode = n },
 		"keepalive": func(n *yaml.Node, key string) {
 			d.mapping(n, key, map[string]func(*yaml.Node, string){
 				"interval":  func(n *yaml.Node, key string) { t.Keepalive.Interval = d.duration(n, key, "keepalive.interval") },
@@ -104,9 +105,12 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 	if sshConfigNode != nil {
 		sshConfig = d.requiredPath(n, sshConfigNode, key+".ssh_config", hintSSHConfig)
 	}
+	if localForwardsNode != nil {
+		t.LocalForwards = d.localForwards(localForwardsNode, key+".local_forwards")
+	}
 	if sshConfig != "" || sshConfigNode != nil {
 		if sshConfig != "" {
-			d.tunnelFromSSHConfig(&t, n, key, sshConfig, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode)
+			d.tunnelFromSSHConfig(&t, n, key, sshConfig, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, localForwardsNode)
 		}
 		return t
 	}
@@ -125,7 +129,9 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		t.Jump = d.jumps(jumpNode, key+".jump", t.Server)
 	}
 	if forwardsNode == nil {
-		d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22)")
+		if localForwardsNode == nil {
+			d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22), or local_forwards")
+		}
 	} else {
 		t.Forwards = d.forwards(forwardsNode, key+".forwards", hubOf(t), t.Name)
 	}

@@ -40,12 +40,13 @@ type metrics struct {
 	keepaliveRTT    *prometheus.HistogramVec
 	keepaliveMissed *prometheus.CounterVec
 
-	forwardUp      *prometheus.GaugeVec
-	forwardRefused *prometheus.CounterVec
-	connsTotal     *prometheus.CounterVec
-	connsActive    *prometheus.GaugeVec
-	connsRejected  *prometheus.CounterVec
-	bytes          *prometheus.CounterVec
+	forwardUp        *prometheus.GaugeVec
+	forwardAllocated *prometheus.GaugeVec
+	forwardRefused   *prometheus.CounterVec
+	connsTotal       *prometheus.CounterVec
+	connsActive      *prometheus.GaugeVec
+	connsRejected    *prometheus.CounterVec
+	bytes            *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, version string) *metrics {
@@ -96,6 +97,10 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 		forwardUp: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtunnel_forward_up",
 			Help: "1 while the server accepted the remote forward, else 0.",
+		}, tf),
+		forwardAllocated: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtunnel_forward_allocated_port",
+			Help: "The port the server bound for a forward that asked for port 0 (remote: host:0) while it is up, else 0.",
 		}, tf),
 		forwardRefused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtunnel_forward_refused_total",
@@ -311,12 +316,13 @@ func (h *Health) newTunnelEntry(name string) *tunnelEntry {
 type forwardEntry struct {
 	name string
 
-	upGauge, activeGauge               prometheus.Gauge
+	upGauge, activeGauge, allocGauge   prometheus.Gauge
 	refusedCounter, connsCounter       prometheus.Counter
 	bytesInCounter, bytesOutCounter    prometheus.Counter
 	rejected                           map[string]prometheus.Counter // by reason; read-only after creation
 	up                                 atomic.Bool
 	refused, active, bytesIn, bytesOut atomic.Int64
+	allocated                          atomic.Int64 // the port-0 forward's port, 0 when none
 }
 
 func (h *Health) newForwardEntry(tunnel, name string) *forwardEntry {
@@ -325,6 +331,7 @@ func (h *Health) newForwardEntry(tunnel, name string) *forwardEntry {
 		name:            name,
 		upGauge:         m.forwardUp.WithLabelValues(tunnel, name),
 		activeGauge:     m.connsActive.WithLabelValues(tunnel, name),
+		allocGauge:      m.forwardAllocated.WithLabelValues(tunnel, name),
 		refusedCounter:  m.forwardRefused.WithLabelValues(tunnel, name),
 		connsCounter:    m.connsTotal.WithLabelValues(tunnel, name),
 		bytesInCounter:  m.bytes.WithLabelValues(tunnel, name, "in"),

@@ -132,6 +132,15 @@ func (h *Health) ForwardDown(tunnel, forward string) {
 	}
 }
 
+// ForwardAllocated records the port the server bound for a port-0 forward
+// (rtunnel_forward_allocated_port); 0 when the forward went down.
+func (h *Health) ForwardAllocated(tunnel, forward string, port int) {
+	if f := h.forward(tunnel, forward); f != nil {
+		f.allocated.Store(int64(port))
+		f.allocGauge.Set(float64(port))
+	}
+}
+
 // ForwardRefused counts a remote forward request the server refused.
 func (h *Health) ForwardRefused(tunnel, forward string) {
 	if f := h.forward(tunnel, forward); f != nil {
@@ -222,5 +231,7 @@ func (t *tunnelEntry) markDown() {
 	for _, f := range t.forwards.Load().list {
 		f.up.Store(false)
 		f.upGauge.Set(0)
+		f.allocated.Store(0)
+		f.allocGauge.Set(0)
 	}
 }

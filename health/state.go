@@ -38,6 +38,9 @@ type ForwardStatus struct {
 	Active   int    `json:"active"`
 	BytesIn  int64  `json:"bytes_in"`
 	BytesOut int64  `json:"bytes_out"`
+	// AllocatedPort is the port the server picked for a port-0 forward
+	// while it is up.
+	AllocatedPort int `json:"allocated_port,omitempty"`
 }
 
 // setState moves the tunnel to state s; Since changes only when the tunnel
@@ -75,6 +78,8 @@ func (h *Health) Snapshot() []TunnelStatus {
 				Active:   int(f.active.Load()),
 				BytesIn:  f.bytesIn.Load(),
 				BytesOut: f.bytesOut.Load(),
+
+				AllocatedPort: int(f.allocated.Load()),
 			})
 		}
 		out = append(out, ts)

@@ -106,7 +106,11 @@ func printStatus(w io.Writer, ts []health.TunnelStatus, now time.Time) {
 			if t.State == health.StateUp && !f.Up {
 				state = "forward down"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, f.Name, state, since,
+			name := f.Name
+			if f.AllocatedPort != 0 {
+				name += fmt.Sprintf(" (port %d)", f.AllocatedPort) // the hub picked it: remote host:0
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, name, state, since,
 				bytesHuman(f.BytesIn), bytesHuman(f.BytesOut), f.Active, next, strings.ReplaceAll(lastErr, "\n", " "))
 		}
 	}

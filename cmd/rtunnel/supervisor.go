@@ -62,6 +62,12 @@ func sameTunnel(a, b config.Tunnel) bool {
 	for i := range b.Forwards {
 		b.Forwards[i].Line = 0
 	}
+	for i := range a.LocalForwards {
+		a.LocalForwards[i].Line = 0
+	}
+	for i := range b.LocalForwards {
+		b.LocalForwards[i].Line = 0
+	}
 	for i := range a.Jump {
 		a.Jump[i].Line = 0
 	}
@@ -73,6 +79,7 @@ func sameTunnel(a, b config.Tunnel) bool {
 
 func cloneTunnel(t config.Tunnel) config.Tunnel {
 	t.Forwards = append([]config.Forward(nil), t.Forwards...)
+	t.LocalForwards = append([]config.LocalForward(nil), t.LocalForwards...)
 	t.Jump = append([]config.Endpoint(nil), t.Jump...)
 	return t
 }
@@ -81,11 +88,13 @@ func cloneTunnel(t config.Tunnel) config.Tunnel {
 func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 	tlog := s.log.With("tunnel", spec.Name, "server", spec.Server.String())
 	tc := tunnelConfig(s.cfg, spec, s.log, s.health)
-	labels := make([]string, len(tc.Forwards))
-	for i, f := range tc.Forwards {
-		labels[i] = f.String()
-	}
+	labels := forwardLabels(tc)
 	s.health.AddTunnel(spec.Name, labels)
+	ports := newPortsFile(runtimeDir(), spec.Name, labels, tlog)
+	tc.ForwardAllocated = func(forward string, port int) {
+		s.health.ForwardAllocated(spec.Name, forward, port)
+		ports.set(forward, port)
+	}
 	t := tunnel.New(tc)
 	name := spec.Name
 	s.mu.Lock()

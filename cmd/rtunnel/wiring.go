@@ -40,9 +40,26 @@ func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunne
 		tc.Jump = append(tc.Jump, endpoint(j))
 	}
 	for _, f := range t.Forwards {
-		tc.Forwards = append(tc.Forwards, tunnel.Forward{RemoteHost: f.Remote.Host, RemotePort: f.Remote.Port, Local: f.Local.String()})
+		tc.Forwards = append(tc.Forwards, tunnel.Forward{RemoteHost: f.Remote.Host, RemotePort: f.Remote.Port,
+			RemotePath: f.RemotePath, Local: f.LocalString()})
+	}
+	for _, f := range t.LocalForwards {
+		tc.LocalForwards = append(tc.LocalForwards, tunnel.LocalForward{Listen: f.ListenString(), Connect: f.ConnectString()})
 	}
 	return tc
+}
+
+// forwardLabels are the labels of every forward of tc, remote then local,
+// as the session reports them to health.
+func forwardLabels(tc tunnel.Config) []string {
+	labels := make([]string, 0, len(tc.Forwards)+len(tc.LocalForwards))
+	for _, f := range tc.Forwards {
+		labels = append(labels, f.String())
+	}
+	for _, f := range tc.LocalForwards {
+		labels = append(labels, f.String())
+	}
+	return labels
 }
 
 // tunnelAlgorithms resolves the tunnel's algorithm specs against
