@@ -121,17 +121,56 @@ func TestNoSSHConfigReadsNone(t *testing.T) {
 	}
 }
 
+// Socket paths, port 0 and LocalForward map as ssh -G prints them.
+func TestAliasForwardKinds(t *testing.T) {
+	dir := aliasFiles(t, `Host hub
+    IdentityFile @DIR@/id_hub
+    UserKnownHostsFile @DIR@/known_hosts
+    RemoteForward /run/hub/remote-7.sock localhost:22
+    RemoteForward 0 localhost:8080
+    RemoteForward [::1]:2220 /run/app.sock
+    LocalForward 15432 db.internal:5432
+    LocalForward *:15433 db.internal:5433
+    LocalForward /run/rtunnel/db.sock /run/hub/db.sock
+`)
+	cfg, err := parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := cfg.Tunnels[0]
+	var got []string
+	for _, f := range tun.Forwards {
+		got = append(got, "R "+f.String())
+	}
+	for _, f := range tun.LocalForwards {
+		got = append(got, "L "+f.ListenString()+"->"+f.ConnectString())
+	}
+	want := "R /run/hub/remote-7.sock->localhost:22, R localhost:0->localhost:8080, R [::1]:2220->/run/app.sock, " +
+		"L localhost:15432->db.internal:5432, L 0.0.0.0:15433->db.internal:5433, L /run/rtunnel/db.sock->/run/hub/db.sock"
+	if g := strings.Join(got, ", "); g != want {
+		t.Errorf("forwards\n got %s\nwant %s", g, want)
+	}
+	var fromLines []string
+	for _, r := range tun.SSHConfig.Resolved {
+		if r.Key == "local_forwards" {
+			fromLines = append(fromLines, r.From)
+		}
+	}
+	if len(fromLines) != 3 || !strings.HasSuffix(fromLines[0], "ssh_config:7 LocalForward") {
+		t.Errorf("local_forwards resolved from %v, want ssh_config:7 LocalForward first", fromLines)
+	}
+}
+
 // Values rtunnel does not do yet are refused naming both files' lines.
 func TestAliasNotYetSupported(t *testing.T) {
 	cases := []struct{ line, want string }{
 		{"CertificateFile @DIR@/id_hub-cert.pub", "ssh_config:2: CertificateFile is not supported yet"},
 		{"IdentityAgent SSH_AUTH_SOCK", "ssh_config:2: IdentityAgent is not supported yet"},
 		{"HostKeyAlias hub-key", "ssh_config:2: HostKeyAlias is not supported yet"},
-		{"LocalForward 15432 db:5432", "ssh_config:2: LocalForward is not supported yet"},
+		{"DynamicForward 1080", "ssh_config:2: DynamicForward is not supported"},
 		{"StrictHostKeyChecking accept-new", "ssh_config:2: StrictHostKeyChecking accept-new is not supported yet"},
 		{"StrictHostKeyChecking no", "rtunnel never connects to a host whose key it cannot check"},
-		{"RemoteForward 0 localhost:22", "port 0 (the hub picks) is not supported yet"},
-		{"RemoteForward /run/hub.sock localhost:22", "a Unix socket forward is not supported yet"},
+		{"RemoteForward run/hub.sock localhost:22", "a Unix socket path must be absolute"},
 		{"ProxyCommand nc %h %p", "ssh_config:2: ProxyCommand is not supported"},
 		{"IdentityFile @DIR@/nope", "ssh_config:2: no IdentityFile exists (@DIR@/nope)"},
 	}

@@ -29,6 +29,8 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, forwards: [{remote: 'localhost:1', local: 'localhost:2'}]}]",
 		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, forwards: [~]}]",
+		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, forwards: [{remote: /s, local: 'x:0'}, {remote: 'h:0', local: /l}]}]",
+		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, local_forwards: [{listen: 'h:1', connect: /c}, {listen: /l, connect: 'x:2'}]}]",
 		"tunnels: [~]",
 		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, jump: 'a@b,c@[::1]:2', forwards: [{remote: ':1', local: 'x:2'}]}]",
 		"tunnels:\n- &t {name: a}\n- *t\n",
@@ -123,20 +125,34 @@ func checkConfig(t *testing.T, cfg *Config) {
 		for _, j := range tn.Jump {
 			checkEndpoint(t, "jump", j)
 		}
-		if len(tn.Forwards) == 0 {
+		if len(tn.Forwards) == 0 && len(tn.LocalForwards) == 0 {
 			t.Fatalf("tunnel %q has no forwards", tn.Name)
 		}
-		remotes := map[Addr]bool{}
+		// A side is a socket path or host:port; only a remote side may ask
+		// for port 0 (the hub picks), and only those may repeat.
+		side := func(a Addr, path string, zero bool) bool {
+			if path != "" {
+				return checkSocketPath(path) == nil && a == Addr{}
+			}
+			return a.Host != "" && a.Port >= 0 && a.Port <= 65535 && (a.Port != 0 || zero)
+		}
+		remotes := map[string]bool{}
 		for _, fw := range tn.Forwards {
-			for _, a := range []Addr{fw.Remote, fw.Local} {
-				if a.Host == "" || a.Port < 1 || a.Port > 65535 {
-					t.Fatalf("tunnel %q: bad forward %+v", tn.Name, fw)
-				}
+			if !side(fw.Remote, fw.RemotePath, true) || !side(fw.Local, fw.LocalPath, false) {
+				t.Fatalf("tunnel %q: bad forward %+v", tn.Name, fw)
 			}
-			if remotes[fw.Remote] {
-				t.Fatalf("tunnel %q: remote %v forwarded twice", tn.Name, fw.Remote)
+			if fw.Remote.Port == 0 && fw.RemotePath == "" {
+				continue
 			}
-			remotes[fw.Remote] = true
+			if remotes[fw.RemoteString()] {
+				t.Fatalf("tunnel %q: remote %v forwarded twice", tn.Name, fw.RemoteString())
+			}
+			remotes[fw.RemoteString()] = true
+		}
+		for _, lf := range tn.LocalForwards {
+			if !side(lf.Listen, lf.ListenPath, false) || !side(lf.Connect, lf.ConnectPath, false) {
+				t.Fatalf("tunnel %q: bad local forward %+v", tn.Name, lf)
+			}
 		}
 		if tn.Keepalive.Interval <= 0 || tn.Keepalive.CountMax < 1 || tn.ConnectTimeout <= 0 || tn.MaxConnections < 1 {
 			t.Fatalf("tunnel %q: bad limits %+v", tn.Name, tn)

@@ -174,7 +174,26 @@ func goodConfigs(td string) map[string]*Config {
 	}
 	bastion.Forwards = []Forward{{Remote: addr("localhost", 2220), Local: addr("localhost", 22), Line: 14}}
 
+	kinds := defaults("remote-7", 2)
+	kinds.Server = Endpoint{User: "tunnel", Host: "hub.example.org", Port: 22,
+		Identity: "/etc/rtunnel/id_ed25519", KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 3}
+	kinds.Forwards = []Forward{
+		{RemotePath: "/run/hub/remote-7.sock", Local: addr("localhost", 22), Line: 7},
+		{Remote: addr("localhost", 0), LocalPath: "/run/app/app.sock", Line: 9},
+		{Remote: addr("localhost", 0), Local: addr("localhost", 8080), Line: 11},
+	}
+	kinds.LocalForwards = []LocalForward{
+		{Listen: addr("127.0.0.1", 15432), Connect: addr("db.internal", 5432), Line: 14},
+		{ListenPath: "/run/rtunnel/metrics.sock", ConnectPath: "/run/hub/metrics.sock", Line: 16},
+	}
+	onlyLocal := defaults("only-local", 18)
+	onlyLocal.Server = Endpoint{User: "tunnel", Host: "hub.example.org", Port: 22,
+		Identity: "/etc/rtunnel/id_ed25519", KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 19}
+	onlyLocal.LocalForwards = []LocalForward{{Listen: addr("localhost", 15433), Connect: addr("::1", 5432), Line: 22}}
+
 	return map[string]*Config{
+		"testdata/good_forward_kinds.yaml": {Path: "testdata/good_forward_kinds.yaml", Log: Log{Level: "info", Format: "text"},
+			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{kinds, onlyLocal}},
 		"testdata/good_issue.yaml": {Path: "testdata/good_issue.yaml", Log: Log{Level: "info", Format: "text"},
 			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{issue}},
 		"testdata/good_minimal.yaml": {Path: "testdata/good_minimal.yaml", Log: Log{Level: "info", Format: "auto"},
