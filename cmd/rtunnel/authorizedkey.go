@@ -15,6 +15,8 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 		role, pubFile, from string
 		port                string
 		ports               string
+		anyPort             bool
+		opens, sockets      []string
 	)
 	var help strings.Builder
 	for _, r := range authkeys.Roles() {
@@ -29,7 +31,9 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 			"\nValues that OpenSSH rejects in authorized_keys (permitlisten=\"none\", \"\", \"localhost:0\") are\n" +
 			"refused: sshd would reject the whole key and log only \"Failed publickey\".",
 		Example: "  rtunnel authorized-key --role b-remote --port 2221 --pubkey id_remote_b.pub >> ~tunnel/.ssh/authorized_keys\n" +
-			"  rtunnel authorized-key --role b-master --ports 2220,2221,2222 --pubkey master.pub",
+			"  rtunnel authorized-key --role b-master --ports 2220,2221,2222 --pubkey master.pub\n" +
+			"  rtunnel authorized-key --role direct-remote --any-port --permitopen db.internal:5432 --pubkey id.pub\n" +
+			"  rtunnel authorized-key --role direct-remote --socket /run/hub/remote-7.sock --pubkey id.pub",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fail := func(err error) error { return &exitError{code: exitConfig, err: err} }
@@ -59,11 +63,20 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return fail(fmt.Errorf("--pubkey: %v", err))
 			}
-			line, err := authkeys.Line(authkeys.Spec{Role: r, Ports: list, From: from}, data)
+			for _, p := range sockets {
+				if !strings.HasPrefix(p, "/") {
+					return fail(fmt.Errorf("--socket %q: give the absolute socket path on the hub, as in the forward's remote:", p))
+				}
+			}
+			spec := authkeys.Spec{Role: r, Ports: list, From: from, AnyPort: anyPort, Opens: opens, SocketsOnly: len(sockets) > 0}
+			line, err := authkeys.Line(spec, data)
 			if err != nil {
 				return fail(fmt.Errorf("%s: %v", pubFile, err))
 			}
 			fmt.Fprintln(stdout, line)
+			if len(sockets) > 0 {
+				fmt.Fprint(cmd.ErrOrStderr(), socketAdvice(sockets))
+			}
 			return nil
 		},
 	}
@@ -73,5 +86,21 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 	f.StringVar(&ports, "ports", "", "several ports, comma-separated (b-master: every remote's port)")
 	f.StringVar(&from, "from", "", `optional from="..." source addresses or CIDRs, comma-separated`)
 	f.StringVar(&pubFile, "pubkey", "", "the key's public key file (.pub)")
+	f.BoolVar(&anyPort, "any-port", false, `the key may ask the hub to pick a port (forwards with remote: localhost:0): permitlisten="localhost:*"`)
+	f.StringArrayVar(&opens, "permitopen", nil, "a local forward's connect: target (host:port) the key may open through the hub; repeat for each")
+	f.StringArrayVar(&sockets, "socket", nil, "a Unix socket path the key forwards (remote: /path); permitlisten does not govern these, see the note printed")
 	return cmd
+}
+
+// socketAdvice says what limits Unix socket forwards, which the printed
+// line cannot: OpenSSH's permitlisten applies to TCP ports only.
+func socketAdvice(paths []string) string {
+	return fmt.Sprintf(`note: permitlisten does not govern Unix socket forwards (%s). With port-forwarding on this line the key may
+bind a socket at any path its hub user can create. What limits them is on the hub:
+  - sshd_config: AllowStreamLocalForwarding remote (or yes) for this user, e.g. in a Match User block, and
+    AllowStreamLocalForwarding no everywhere else;
+  - StreamLocalBindUnlink yes in the same block, or a reconnect finds the old socket file and is refused;
+  - the socket directory's owner and mode: only the tunnel user may write there (deploy/hub/HUB.md);
+  - StreamLocalBindMask (default 0177) for who may connect to the socket.
+`, strings.Join(paths, ", "))
 }
