@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -249,11 +250,16 @@ func (s *session) accept(chans <-chan ssh.NewChannel) {
 	}
 }
 
+// rejectUnknown refuses a channel for an address (host:port, or a socket
+// path) that no forward of this session asked for.
 func (s *session) rejectUnknown(nc ssh.NewChannel, addr string) {
 	nc.Reject(ssh.Prohibited, "no such forward")
 	s.t.obs.ConnRejected(s.t.cfg.Name, "", "unknown_forward")
-	s.warnLimited("unknown-forward", "refused a forwarded connection for an address rtunnel did not ask for",
-		"addr", addr)
+	what := "port"
+	if strings.HasPrefix(addr, "/") {
+		what = "socket path"
+	}
+	s.warnLimited("unknown-forward:"+what, "refused a forwarded connection for a "+what+" rtunnel did not ask for", "addr", addr)
 }
 
 // admitChannel takes a forwarded channel within max_connections and

@@ -200,7 +200,7 @@ func (s *session) refuse(h *hop, chans <-chan ssh.NewChannel) {
 	defer s.wg.Done()
 	for nc := range chans {
 		nc.Reject(ssh.Prohibited, "rtunnel accepts no "+nc.ChannelType()+" channels")
-		s.warnLimited("unwanted-channel:"+nc.ChannelType(), "refused a channel the server opened: rtunnel only accepts forwarded-tcpip for its own forwards",
+		s.warnLimited("unwanted-channel:"+nc.ChannelType(), "refused a channel the server opened: rtunnel only accepts forwarded-tcpip and forwarded-streamlocal for its own forwards",
 			"hop", h.ep.String(), "type", nc.ChannelType())
 	}
 }

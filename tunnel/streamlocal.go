@@ -44,7 +44,7 @@ func (s *session) acceptStreamLocal(chans <-chan ssh.NewChannel) {
 		var p forwardedStreamLocalPayload
 		if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
 			nc.Reject(ssh.ConnectionFailed, "malformed forwarded-streamlocal request")
-			s.warnLimited("bad-forwarded", "refused a malformed forwarded-streamlocal channel from the server", "err", err)
+			s.warnLimited("bad-forwarded-streamlocal", "refused a malformed forwarded-streamlocal channel from the server", "err", err)
 			continue
 		}
 		f := s.lookupPath(p.Path)
