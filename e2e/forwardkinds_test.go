@@ -388,7 +388,9 @@ func TestLocalBindFailureLikeSSH(t *testing.T) {
 	if !strings.Contains(e.Str("err"), "address already in use") || !strings.Contains(e.Str("err"), "ss -ltnp") {
 		t.Errorf("bind failure %q: want the cause and how to find the holder", e.Str("err"))
 	}
-	d.WaitFrom(i, 10*time.Second, "a retry", func(e daemontest.Entry) bool { return e.Msg() == "tunnel down; will retry" && e.Str("result") == "forward_refused" })
+	d.WaitFrom(i, 10*time.Second, "a retry", func(e daemontest.Entry) bool {
+		return e.Msg() == "tunnel down; will retry" && e.Str("result") == "forward_refused"
+	})
 	holder.Close()
 	label := "L:" + held + "->" + target.Addr()
 	d.WaitFrom(i, 20*time.Second, "forward up "+label, func(e daemontest.Entry) bool { return e.Msg() == "forward up" && e.Str("forward") == label })

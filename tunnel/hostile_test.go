@@ -50,7 +50,7 @@ type testServer struct {
 	// after opening a forwarded-tcpip channel for it (see portzero_test.go).
 	allocate   atomic.Uint32
 	earlyChans chan ssh.Channel
-	accepted      atomic.Int32
+	accepted   atomic.Int32
 
 	forwardAsked chan struct{} // one value per tcpip-forward received
 
