@@ -192,7 +192,7 @@ func goodConfigs(td string) map[string]*Config {
 	onlyLocal.LocalForwards = []LocalForward{{Listen: addr("localhost", 15433), Connect: addr("::1", 5432), Line: 22}}
 
 	return map[string]*Config{
-		"testdata/good_forward_kinds.yaml": {Path: "testdata/good_forward_kinds.yaml", Log: Log{Level: "info", Format: "text"},
+		"testdata/good_forward_kinds.yaml": {Path: "testdata/good_forward_kinds.yaml", Log: Log{Level: "info", Format: "auto"},
 			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{kinds, onlyLocal}},
 		"testdata/good_issue.yaml": {Path: "testdata/good_issue.yaml", Log: Log{Level: "info", Format: "text"},
 			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{issue}},

@@ -229,7 +229,7 @@ func (h *Health) RemoveTunnel(name string) {
 	m := h.m
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.tunnelUp, m.connectedSince, m.connectAttempts, m.reconnects, m.backoff,
-		m.nextRetry, m.keepaliveRTT, m.keepaliveMissed, m.forwardUp, m.forwardRefused,
+		m.nextRetry, m.keepaliveRTT, m.keepaliveMissed, m.forwardUp, m.forwardAllocated, m.forwardRefused,
 		m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
 	} {
 		v.DeletePartialMatch(sel)
@@ -240,7 +240,7 @@ func (h *Health) deleteForwardSeries(tunnel, forward string) {
 	sel := prometheus.Labels{"tunnel": tunnel, "forward": forward}
 	m := h.m
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.forwardUp, m.forwardRefused, m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
+		m.forwardUp, m.forwardAllocated, m.forwardRefused, m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
 	} {
 		v.DeletePartialMatch(sel)
 	}
