@@ -33,7 +33,10 @@ func Probe(ctx context.Context, cfg Config, report func(Step)) {
 	var wg sync.WaitGroup
 	if chain := t.probeChain(ctx, &wg, report); chain != nil {
 		t.probeForwards(ctx, chain[len(chain)-1], report)
+		t.probeLocalForwards(ctx, chain[len(chain)-1], &wg, report)
 		closeAndWait(chain, &wg)
+	} else {
+		t.probeLocalForwards(ctx, nil, &wg, report)
 	}
 	t.probeLocals(ctx, report)
 }
@@ -183,18 +186,19 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 	timeout := server.ep.ConnectTimeout
 	for _, f := range t.cfg.Forwards {
 		name := "forward " + f.Remote()
+		st := &fwdState{f: f}
 		var (
 			ok    bool
 			reply []byte
 		)
 		err, timedOut := bounded(ctx, timeout, abort, func() error {
 			var err error
-			ok, reply, err = server.client.SendRequest("tcpip-forward", true, ssh.Marshal(&forwardPayload{Addr: f.RemoteHost, Port: uint32(f.RemotePort)}))
+			ok, reply, err = server.client.SendRequest(st.requestType(), true, st.payload())
 			return err
 		})
 		switch {
 		case timedOut:
-			report(Step{Name: name, Detail: fmt.Sprintf("%s did not answer the tcpip-forward request within %s", server.ep, timeout),
+			report(Step{Name: name, Detail: fmt.Sprintf("%s did not answer the %s request within %s", server.ep, st.requestType(), timeout),
 				Fix: "the server hangs or the link drops packets"})
 			return
 		case err != nil:
@@ -202,15 +206,16 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 			return
 		}
 		if ok {
-			port := uint32(f.RemotePort)
-			if port == 0 && len(reply) >= 4 {
-				port = binary.BigEndian.Uint32(reply)
-			}
 			detail := fmt.Sprintf("%s allowed it (requested, then cancelled)", server.ep)
+			if f.RemotePath == "" && f.RemotePort == 0 && len(reply) >= 4 {
+				st.allocated.Store(binary.BigEndian.Uint32(reply))
+				detail = fmt.Sprintf("%s allowed it and picked port %d for this check (requested, then cancelled; every session gets a port of its own)",
+					server.ep, st.allocated.Load())
+			}
 			var cancelled bool
 			cerr, ctimedOut := bounded(ctx, timeout, abort, func() error {
 				var err error
-				cancelled, _, err = server.client.SendRequest("cancel-tcpip-forward", true, ssh.Marshal(&forwardPayload{Addr: f.RemoteHost, Port: port}))
+				cancelled, _, err = server.client.SendRequest(st.cancelType(), true, st.payload())
 				return err
 			})
 			if ctimedOut || cerr != nil || !cancelled {
@@ -222,7 +227,63 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 			}
 			continue
 		}
+		if f.RemotePath != "" {
+			report(Step{Name: name, Detail: fmt.Sprintf("%s refused streamlocal-forward %s", server.ep, f.RemotePath),
+				Fix: "permitlisten does not govern sockets: the hub's sshd_config needs AllowStreamLocalForwarding yes (or remote) for this user, " +
+					"StreamLocalBindUnlink yes if a socket file is left from an earlier session, the key's line needs port-forwarding after restrict, " +
+					"and the hub user must be able to create the file in that directory"})
+			continue
+		}
 		report(t.refusedStep(ctx, server, f, name))
+	}
+}
+
+// probeLocalForwards checks each local forward as a session would use it:
+// its address can be bound here (then released), and the server opens a
+// channel to its target (then closed). wg counts the goroutines that drain
+// each channel's requests until the server confirms the close.
+func (t *Tunnel) probeLocalForwards(ctx context.Context, server *hop, wg *sync.WaitGroup, report func(Step)) {
+	for _, lf := range t.cfg.LocalForwards {
+		ln, err := net.Listen(network(lf.Listen), lf.Listen)
+		if err != nil {
+			report(Step{Name: "local forward listen " + lf.Listen, Detail: err.Error(),
+				Fix: "another process holds it (ss -ltnp shows which; a running rtunnel up with this config holds it itself) or the address is not on this machine"})
+		} else {
+			ln.Close()
+			report(Step{Name: "local forward listen " + lf.Listen, OK: true, Detail: "can be bound here (bound, then released)"})
+		}
+		if server == nil {
+			continue
+		}
+		l := &localState{lf: lf}
+		typ, payload := l.openPayload(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		name := "local forward connect " + lf.Connect
+		var openErr error
+		_, timedOut := bounded(ctx, server.ep.ConnectTimeout, func() { server.conn.Close() }, func() error {
+			ch, reqs, err := server.client.OpenChannel(typ, payload)
+			if err == nil {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ssh.DiscardRequests(reqs)
+				}()
+				ch.Close()
+			}
+			openErr = err
+			return err
+		})
+		switch {
+		case timedOut:
+			report(Step{Name: name, Detail: fmt.Sprintf("%s did not open the channel within connect_timeout", server.ep), Fix: "the target drops packets as the hub sees it"})
+			return
+		case openErr != nil && strings.Contains(openErr.Error(), "administratively prohibited"):
+			report(Step{Name: name, Detail: openErr.Error(),
+				Fix: fmt.Sprintf(`the key's line on %s needs permitopen="%s" (rtunnel authorized-key --permitopen %s prints it)`, server.ep, lf.Connect, lf.Connect)})
+		case openErr != nil:
+			report(Step{Name: name, Detail: openErr.Error(), Fix: fmt.Sprintf("nothing answers at %s as %s sees it: check the target's address from the hub", lf.Connect, server.ep)})
+		default:
+			report(Step{Name: name, OK: true, Detail: fmt.Sprintf("%s opened %s to it (opened, then closed)", server.ep, typ)})
+		}
 	}
 }
 
@@ -270,7 +331,7 @@ func (t *Tunnel) probeLocals(ctx context.Context, report func(Step)) {
 		seen[f.Local] = true
 		name := "local target " + f.Local
 		d := net.Dialer{Timeout: t.cfg.Server.ConnectTimeout}
-		c, err := d.DialContext(ctx, "tcp", f.Local)
+		c, err := d.DialContext(ctx, network(f.Local), f.Local)
 		if err != nil {
 			s := Step{Name: name, Detail: "local target refused: " + err.Error(),
 				Fix: fmt.Sprintf("nothing listens on %s as seen from this machine: start the service (for the remote's own sshd: systemctl enable --now ssh) or fix the forward's local:", f.Local)}
@@ -283,6 +344,10 @@ func (t *Tunnel) probeLocals(ctx context.Context, report func(Step)) {
 			continue
 		}
 		c.Close()
-		report(Step{Name: name, OK: true, Detail: "accepts TCP connections (forward " + f.String() + ")"})
+		kind := "TCP connections"
+		if network(f.Local) == "unix" {
+			kind = "connections on the socket"
+		}
+		report(Step{Name: name, OK: true, Detail: "accepts " + kind + " (forward " + f.String() + ")"})
 	}
 }
