@@ -20,6 +20,7 @@ import (
 
 	"github.com/rtunnel/rtunnel/internal/daemontest"
 	"github.com/rtunnel/rtunnel/internal/sshdtest"
+	"github.com/rtunnel/rtunnel/internal/tcptest"
 )
 
 // The forward kinds beyond host:port -> host:port (issue 11): a Unix
@@ -423,4 +424,45 @@ func TestLocalBindFailureLikeSSH(t *testing.T) {
 			t.Errorf("the session ended (%v): exit_on_forward_failure false keeps it", e)
 		}
 	}
+}
+
+// ssh -L with socket paths on both sides: rtunnel listens on a socket here
+// and the hub connects to a socket (direct-streamlocal@openssh.com), as
+// ssh -L /here.sock:/there.sock does with the same hub. sshd checks such a
+// path against the key's permitopen list, which can only hold host:port:
+// any permitopen (the guide's line has the blocking one) refuses every
+// socket target, for ssh and rtunnel alike, so this key line has none. A
+// socket file left by an earlier run is replaced.
+func TestLocalForwardSocketsLikeSSH(t *testing.T) {
+	t.Parallel()
+	w := newDirect(t, directOpts{})
+	w.hub.SetAuthorizedKeys(t, []string{fmt.Sprintf(`restrict,port-forwarding,permitlisten="localhost:%d",command="/bin/false" %s`,
+		w.tunnelPort, w.tunnelKey.PublicLine)})
+	hubSock := filepath.Join(w.dir, "hub-target.sock")
+	ln, err := net.Listen("unix", hubSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := taggedEcho("hub-socket:")
+	tcptest.Serve(t, ln, func(_ int, c net.Conn) { echo(c) })
+	msg := []byte("socket to socket")
+
+	sshSock := filepath.Join(w.dir, "ssh-local.sock")
+	w.openSSH(t, "-L", sshSock+":"+hubSock)
+	waitFor(t, 15*time.Second, "ssh -L "+sshSock, func() bool { _, err := os.Stat(sshSock); return err == nil })
+	expectReply(t, "ssh -L socket", roundTrip(t, "unix", sshSock, msg), "hub-socket:", msg)
+
+	// A stale socket file where rtunnel will listen: the previous run's.
+	localSock := filepath.Join(w.dir, "rtunnel-local.sock")
+	stale, err := net.Listen("unix", localSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	extra := fmt.Sprintf("    local_forwards: [{listen: %q, connect: %q}]\n", localSock, hubSock)
+	d := w.up(t, w.config(t, [][2]string{w.sshForward()}, extra))
+	label := "L:" + localSock + "->" + hubSock
+	d.WaitFrom(0, 20*time.Second, "forward up "+label, func(e daemontest.Entry) bool { return e.Msg() == "forward up" && e.Str("forward") == label })
+	expectReply(t, "rtunnel local socket forward", roundTrip(t, "unix", localSock, msg), "hub-socket:", msg)
 }

@@ -63,6 +63,13 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return fail(fmt.Errorf("--pubkey: %v", err))
 			}
+			for _, o := range opens {
+				if strings.HasPrefix(o, "/") {
+					return fail(fmt.Errorf("--permitopen %s: permitopen cannot name a socket path; sshd checks a local forward to a hub socket "+
+						"against the key's permitopen list and refuses it whenever the line has any permitopen: such a key needs a line without permitopen "+
+						"(which opens every TCP target too) and AllowStreamLocalForwarding local or yes for its account", o))
+				}
+			}
 			for _, p := range sockets {
 				if !strings.HasPrefix(p, "/") {
 					return fail(fmt.Errorf("--socket %q: give the absolute socket path on the hub, as in the forward's remote:", p))

@@ -79,6 +79,7 @@ func TestAuthorizedKey(t *testing.T) {
 		{[]string{"--role", "a-remote-vpn", "--any-port"}, "--any-port is for a key that listens"},
 		{[]string{"--role", "direct-remote", "--port", "2220", "--permitopen", "db.internal:0"}, `permitopen="db.internal:0": port must be 1-65535`},
 		{[]string{"--role", "direct-remote", "--socket", "run/x.sock"}, "absolute socket path"},
+		{[]string{"--role", "direct-remote", "--port", "2220", "--permitopen", "/run/hub/db.sock"}, "permitopen cannot name a socket path"},
 		{[]string{"--role", "b-master", "--ports", "2220,0"}, `permitlisten="localhost:0"`},
 		{[]string{"--role", "b-remote"}, "no port"},
 		{[]string{"--role", "vpn", "--port", "2220"}, "unknown role"},
