@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,26 +92,19 @@ func (w *direct) openSSH(t *testing.T, args ...string) (*exec.Cmd, *lockedLog) {
 
 // lockedLog is ssh's stderr, read while ssh writes it.
 type lockedLog struct {
-	mu  chan struct{}
+	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (l *lockedLog) lock() {
-	if l.mu == nil {
-		l.mu = make(chan struct{}, 1)
-	}
-	l.mu <- struct{}{}
-}
-
 func (l *lockedLog) Write(p []byte) (int, error) {
-	l.lock()
-	defer func() { <-l.mu }()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.buf.Write(p)
 }
 
 func (l *lockedLog) String() string {
-	l.lock()
-	defer func() { <-l.mu }()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.buf.String()
 }
 
