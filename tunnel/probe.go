@@ -207,6 +207,10 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 		}
 		if ok {
 			detail := fmt.Sprintf("%s allowed it (requested, then cancelled)", server.ep)
+			if f.RemotePath != "" {
+				detail = fmt.Sprintf("%s allowed it (requested, then cancelled; sshd leaves the socket file behind, "+
+					"so the hub needs StreamLocalBindUnlink yes or the tunnel's next request for it is refused)", server.ep)
+			}
 			if f.RemotePath == "" && f.RemotePort == 0 && len(reply) >= 4 {
 				st.allocated.Store(binary.BigEndian.Uint32(reply))
 				detail = fmt.Sprintf("%s allowed it and picked port %d for this check (requested, then cancelled; every session gets a port of its own)",
