@@ -143,8 +143,9 @@ func (s *session) request(ctx context.Context, f *fwdState) (bool, error) {
 		var got struct{ Port uint32 }
 		if err := ssh.Unmarshal(reply, &got); err != nil || got.Port == 0 {
 			ok = false
-			s.kill(&ClosedError{Hop: s.server.ep.String(), Err: fmt.Errorf("tcpip-forward %s: the server's reply names no port (%d bytes)", f.f.Remote(), len(reply))})
-			return false, s.deadErr
+			bad := &ClosedError{Hop: s.server.ep.String(), Err: fmt.Errorf("tcpip-forward %s: the server's reply names no port (%d bytes)", f.f.Remote(), len(reply))}
+			s.kill(bad) // its listener is unknown and could not even be cancelled
+			return false, bad
 		}
 		f.allocated.Store(got.Port)
 		s.t.log.Info("forward up", "forward", f.label, "allocated_port", got.Port)
