@@ -1,6 +1,8 @@
 package tunnel
 
 import (
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,5 +88,25 @@ func TestPortZeroForward(t *testing.T) {
 	defer mu.Unlock()
 	if len(reported) != 2 || reported[0] != 43210 || reported[1] != 0 {
 		t.Errorf("ForwardAllocated got %v, want [43210 0] (up, then down)", reported)
+	}
+}
+
+// A server that grants port 0 without saying which port it bound: the
+// forward cannot be matched or cancelled, so the session ends and says why.
+func TestPortZeroReplyWithoutPort(t *testing.T) {
+	s := newTestServer(t) // allocate unset: an empty success reply
+	f := newClientFiles(t, s)
+	l := &logs{}
+	tg := newTarget(t, echo)
+	cfg := baseConfig(s, f, l, tg.Addr())
+	cfg.Forwards = []Forward{{RemoteHost: "localhost", RemotePort: 0, Local: tg.Addr()}}
+	r := startSession(t, cfg)
+	err := r.wait(t, 10*time.Second)
+	var ce *ClosedError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "tcpip-forward localhost:0: the server's reply names no port (0 bytes)") {
+		t.Fatalf("session ended with %v, want the missing port named", err)
+	}
+	if Permanent(err) {
+		t.Error("a bad reply is retried, not permanent")
 	}
 }
