@@ -320,6 +320,8 @@ func TestLocalForwardLikeSSH(t *testing.T) {
 	if !strings.Contains(e.Str("err"), "administratively prohibited") {
 		t.Errorf("refusal err %q: want sshd's administratively prohibited, as ssh printed: %s", e.Str("err"), ssh2Err)
 	}
+	forbiddenLabel := "L:" + forbidden + "->" + forbiddenTarget
+	waitMetric(t, metricsAddr, fmt.Sprintf(`rtunnel_connections_rejected_total{forward=%q,reason="target_refused",tunnel="hub"}`, forbiddenLabel), 1, 5*time.Second)
 	w.echoLogin(t) // the remote forward of the same session still works
 
 	// max_connections counts local forward connections too: two held

@@ -235,7 +235,7 @@ func TestDeclaredSeriesExistAtZero(t *testing.T) {
 		assertValue(t, s, 0, "rtunnel_connections_active", "tunnel", "hub", "forward", fw)
 		assertValue(t, s, 0, "rtunnel_bytes_total", "tunnel", "hub", "forward", fw, "direction", "in")
 		assertValue(t, s, 0, "rtunnel_bytes_total", "tunnel", "hub", "forward", fw, "direction", "out")
-		for _, r := range []string{"max_connections", "local_dial", "unknown_forward"} {
+		for _, r := range []string{"max_connections", "local_dial", "target_refused", "unknown_forward"} {
 			assertValue(t, s, 0, "rtunnel_connections_rejected_total", "tunnel", "hub", "forward", fw, "reason", r)
 		}
 	}

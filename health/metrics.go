@@ -16,7 +16,7 @@ import (
 // value is counted as "other" so a careless caller cannot blow up cardinality.
 var (
 	connectResults = []string{"ok", "dial", "handshake", "hostkey", "auth", "forward_refused", "timeout", "closed", labelOther}
-	rejectReasons  = []string{"max_connections", "local_dial", "unknown_forward", labelOther}
+	rejectReasons  = []string{"max_connections", "local_dial", "target_refused", "unknown_forward", labelOther}
 )
 
 const (
@@ -116,7 +116,7 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 		}, tf),
 		connsRejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtunnel_connections_rejected_total",
-			Help: "Forwarded connections refused locally, by reason (max_connections, local_dial, unknown_forward, other).",
+			Help: "Forwarded connections refused locally, by reason (max_connections, local_dial, target_refused, unknown_forward, other).",
 		}, []string{"tunnel", "forward", "reason"}),
 		bytes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtunnel_bytes_total",

@@ -181,7 +181,8 @@ func (h *Health) ConnClosed(tunnel, forward string) {
 }
 
 // ConnRejected counts a forwarded connection refused locally. Reasons other
-// than max_connections, local_dial and unknown_forward count as "other". A
+// than max_connections, local_dial, target_refused (the server could not open a
+// local forward's target) and unknown_forward count as "other". A
 // forward that was never declared (the server opened a channel for an address
 // we did not ask for) is labelled forward="unknown", never with the address.
 func (h *Health) ConnRejected(tunnel, forward, reason string) {

@@ -202,7 +202,7 @@ func (s *session) serveLocal(l *localState, c net.Conn) {
 	ch, reqs, err := s.server.client.OpenChannel(typ, payload)
 	if err != nil {
 		c.Close()
-		s.t.obs.ConnRejected(s.t.cfg.Name, l.label, "open_refused")
+		s.t.obs.ConnRejected(s.t.cfg.Name, l.label, "target_refused")
 		s.warnLimited("open:"+l.label, "the server refused a local forward's connection to its target; the tunnel stays up "+
 			"(administratively prohibited: the key's permitopen does not allow it; connect failed: nothing answers there as the server sees it)",
 			"forward", l.label, "connect", l.lf.Connect, "err", err)
