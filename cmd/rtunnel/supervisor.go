@@ -34,6 +34,8 @@ type supervisor struct {
 	// as it is.
 	applyLog func(config.Log) error
 	alive    chan struct{} // the watchdog's question; the loop answers
+	// session, when set, replaces the real SSH session of a tunnel (tests).
+	session func(config.Tunnel) func(ctx context.Context, up func()) error
 
 	cfg     *config.Config
 	tunnels map[string]*running // every tunnel of the config in force
@@ -130,7 +132,12 @@ func (s *supervisor) refuse(spec config.Tunnel, problem error) {
 func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 	tlog := s.log.With("tunnel", spec.Name, "server", spec.Server.String())
 	s.declare(spec)
-	t := tunnel.New(tunnelConfig(s.cfg, spec, s.log, s.health))
+	var session func(ctx context.Context, up func()) error
+	if s.session != nil {
+		session = s.session(spec)
+	} else {
+		session = tunnel.New(tunnelConfig(s.cfg, spec, s.log, s.health)).Session
+	}
 	name := spec.Name
 	delete(s.stopped, name)
 	s.mu.Lock()
@@ -140,7 +147,7 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 	loop := &reconnect.Loop{
 		Policy: reconnectPolicy(spec),
 		Session: func(ctx context.Context, up func()) error {
-			return t.Session(ctx, func() {
+			return session(ctx, func() {
 				up()
 				failures.recovered()
 				s.firstAttemptDone(name)
