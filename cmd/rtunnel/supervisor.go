@@ -212,6 +212,9 @@ func stopAll(rs []*running) {
 	}
 }
 
+var errAllStopped = &exitError{code: exitConfig,
+	err: fmt.Errorf("every tunnel stopped on a permanent error (see the log above); exiting with status %d", exitConfig)}
+
 // run supervises until ctx ends (clean stop, nil) or no tunnel is left
 // running because each stopped for good (exit 78). problems holds the
 // tunnels that cannot run with their files; they are recorded as stopped.
@@ -256,8 +259,8 @@ func (s *supervisor) run(ctx context.Context, problems map[string]error, hup, us
 				break // stopped by a reload meanwhile
 			}
 			s.stopped[r.name] = true
-			if len(s.stopped) == len(s.tunnels) {
-				return &exitError{code: exitConfig, err: fmt.Errorf("every tunnel stopped on a permanent error (see the log above); exiting with status %d", exitConfig)}
+			if draining == nil && len(s.stopped) == len(s.tunnels) {
+				return errAllStopped
 			}
 		case <-hup:
 			if draining != nil {
@@ -268,6 +271,9 @@ func (s *supervisor) run(ctx context.Context, problems map[string]error, hup, us
 		case <-drained:
 			s.finishReload(ctx, draining)
 			draining = nil
+			if len(s.stopped) == len(s.tunnels) {
+				return errAllStopped // tunnels that ended during the reload
+			}
 			if hupQueued {
 				hupQueued = false
 				draining = s.beginReload(ctx, load)
