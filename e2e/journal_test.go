@@ -88,7 +88,7 @@ func parseJournalEntry(b []byte) map[string]string {
 }
 
 // wait returns the first entry matching pred, waiting (bounded) for it.
-func (j *journalSocket) wait(t *testing.T, what string, timeout time.Duration, pred func(map[string]string) bool) map[string]string {
+func (j *journalSocket) wait(t *testing.T, what string, timeout time.Duration, exited <-chan struct{}, pred func(map[string]string) bool) map[string]string {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -102,6 +102,8 @@ func (j *journalSocket) wait(t *testing.T, what string, timeout time.Duration, p
 		j.mu.Unlock()
 		select {
 		case <-j.more:
+		case <-exited:
+			t.Fatalf("rtunnel exited before sending the journal entry %s", what)
 		case <-deadline:
 			j.mu.Lock()
 			defer j.mu.Unlock()
@@ -146,8 +148,8 @@ JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) && export JOURNAL_STREAM && e
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -161,7 +163,7 @@ JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) && export JOURNAL_STREAM && e
 		}
 	}()
 
-	up := j.wait(t, "forward up", 20*time.Second, func(e map[string]string) bool {
+	up := j.wait(t, "forward up", 20*time.Second, exited, func(e map[string]string) bool {
 		return strings.HasPrefix(e["MESSAGE"], "forward up ")
 	})
 	if up["PRIORITY"] != "6" || up["TUNNEL"] != "hub" || up["SERVER"] != "root@127.0.0.1:"+strconv.Itoa(w.hub.Port) ||
@@ -171,7 +173,7 @@ JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) && export JOURNAL_STREAM && e
 	if regexp.MustCompile(`\d\d:\d\d:\d\d|time=`).MatchString(up["MESSAGE"]) {
 		t.Errorf("MESSAGE carries a second timestamp: %q", up["MESSAGE"])
 	}
-	down := j.wait(t, "tunnel down", 20*time.Second, func(e map[string]string) bool {
+	down := j.wait(t, "tunnel down", 20*time.Second, exited, func(e map[string]string) bool {
 		return strings.HasPrefix(e["MESSAGE"], "tunnel down; will retry ")
 	})
 	if down["PRIORITY"] != "4" || down["TUNNEL"] != "down" || down["RESULT"] != "dial" || !strings.Contains(down["ERR"], "connection refused") {
@@ -200,8 +202,8 @@ func TestJournalFormatFallsBackToPrefixes(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -214,6 +216,11 @@ func TestJournalFormatFallsBackToPrefixes(t *testing.T) {
 	want := "<6>forward up tunnel=hub server=root@127.0.0.1:" + strconv.Itoa(w.hub.Port) + " forward="
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(stderr.String(), want) {
+		select {
+		case <-exited:
+			t.Fatalf("rtunnel exited before logging %q:\n%s", want, stderr.String())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q on stderr within 20s:\n%s", want, stderr.String())
 		}
