@@ -145,6 +145,15 @@ func TestReloadStopsInParallelAndKeepsAnsweringTheWatchdog(t *testing.T) {
 			t.Errorf("reload result %+v, want OK at the end of the grace", r)
 		}
 		cancel()
+		stopAt := time.Now()
+		for time.Since(stopAt) < 4*time.Second { // the stop takes the grace: still answering
+			actx, stop := context.WithTimeout(context.Background(), time.Millisecond)
+			if !sup.answers(actx) {
+				t.Fatalf("the supervisor did not answer the watchdog %s into the stop", time.Since(stopAt))
+			}
+			stop()
+			time.Sleep(500 * time.Millisecond)
+		}
 		if err := <-done; err != nil {
 			t.Fatalf("run: %v", err)
 		}

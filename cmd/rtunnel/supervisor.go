@@ -240,15 +240,27 @@ func (s *supervisor) run(ctx context.Context, problems map[string]error, hup, us
 		case <-ctx.Done():
 			_ = s.notifier.Stopping()
 			_ = s.notifier.Status("stopping")
-			if draining != nil {
-				<-draining.stopped
-			}
 			var all []*running
 			for _, r := range s.tunnels {
 				all = append(all, r)
 			}
-			stopAll(all)
-			return nil
+			// The stop takes up to shutdown_grace; the loop goes on
+			// answering the watchdog meanwhile, so that it logs no stall.
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				if draining != nil {
+					<-draining.stopped
+				}
+				stopAll(all)
+			}()
+			for {
+				select {
+				case <-stopped:
+					return nil
+				case <-s.alive:
+				}
+			}
 		case <-s.alive:
 		case <-s.health.Changes():
 			st.changed()
