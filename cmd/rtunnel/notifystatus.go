@@ -10,11 +10,11 @@ import (
 // when health reports a change, at most once per statusEvery, and only
 // when the text differs. An idle process sends nothing and sets no timer.
 type statusSender struct {
-	notifier *health.Notifier
-	health   *health.Health
-	last     string
-	sentAt   time.Time
-	timer    *time.Timer // armed while a change waits for statusEvery to pass
+	send   func(status string) error // Notifier.Status
+	health *health.Health
+	last   string
+	sentAt time.Time
+	timer  *time.Timer // armed while a change waits for statusEvery to pass
 }
 
 // changed sends now, or arms the timer when a STATUS went out less than
@@ -46,7 +46,7 @@ func (st *statusSender) update() {
 		return
 	}
 	st.last, st.sentAt = line, time.Now()
-	_ = st.notifier.Status(line)
+	_ = st.send(line)
 }
 
 func (st *statusSender) stop() {

@@ -226,7 +226,7 @@ func (s *supervisor) run(ctx context.Context, problems map[string]error, hup, us
 			s.start(ctx, t)
 		}
 	}
-	st := statusSender{notifier: s.notifier, health: s.health}
+	st := statusSender{send: s.notifier.Status, health: s.health}
 	defer st.stop()
 	st.update()
 	var draining *reload // a reload waiting for its tunnels to stop
