@@ -66,14 +66,13 @@ func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan str
 	// A file that cannot be read as a config refuses the whole start; a
 	// tunnel whose key or known_hosts has a problem stops only that tunnel,
 	// unless none is left to run.
-	cfg, problems := loadAndCheck(path)
+	cfg, byTunnel, problems := loadTunnels(path)
 	if cfg == nil {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, p)
 		}
 		return &exitError{code: exitConfig, err: fmt.Errorf("not starting: %d problem(s) in %s (run rtunnel check --config %s)", problemCount(problems), path, path)}
 	}
-	byTunnel := tunnelProblems(cfg)
 	if len(byTunnel) == len(cfg.Tunnels) {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, p)
@@ -149,11 +148,11 @@ func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan str
 	}()
 
 	err = sup.run(ctx, byTunnel, hup, usr1, func() (*config.Config, map[string]error, error) {
-		next, problems := loadAndCheck(path)
+		next, byTunnel, problems := loadTunnels(path)
 		if next == nil {
 			return nil, nil, errors.Join(problems...)
 		}
-		return next, tunnelProblems(next), nil
+		return next, byTunnel, nil
 	})
 	cancelBG()
 	<-done
