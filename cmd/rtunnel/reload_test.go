@@ -302,12 +302,17 @@ func TestEveryTunnelStoppedExits78(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := tunnelsConfig(t, 2, "5s")
 		sup, fake, _ := newTestSupervisor(t, cfg)
-		fake.fail["t1"] = &tunnel.KeyFileError{Path: "/k", Msg: "no such file"}
+		fake.fail["t1"] = &tunnel.HostKeyError{Kind: tunnel.HostChanged, Hop: "u@hub:22", Host: "hub", Port: 22}
 		done := make(chan error, 1)
 		go func() {
 			done <- sup.run(context.Background(), map[string]error{"t0": errors.New("bad key")}, nil, nil, nil)
 		}()
-		err := <-done
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(time.Hour): // fake time: a loop that retries for ever
+			t.Fatal("run did not end with both tunnels stopped for good")
+		}
 		var ee *exitError
 		if !errors.As(err, &ee) || ee.code != exitConfig {
 			t.Fatalf("run = %v, want exit status %d", err, exitConfig)
