@@ -303,14 +303,18 @@ func TestEveryTunnelStoppedExits78(t *testing.T) {
 		cfg := tunnelsConfig(t, 2, "5s")
 		sup, fake, _ := newTestSupervisor(t, cfg)
 		fake.fail["t1"] = &tunnel.HostKeyError{Kind: tunnel.HostChanged, Hop: "u@hub:22", Host: "hub", Port: 22}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
 		done := make(chan error, 1)
 		go func() {
-			done <- sup.run(context.Background(), map[string]error{"t0": errors.New("bad key")}, nil, nil, nil)
+			done <- sup.run(ctx, map[string]error{"t0": errors.New("bad key")}, nil, nil, nil)
 		}()
 		var err error
 		select {
 		case err = <-done:
 		case <-time.After(time.Hour): // fake time: a loop that retries for ever
+			cancel()
+			<-done
 			t.Fatal("run did not end with both tunnels stopped for good")
 		}
 		var ee *exitError
