@@ -83,9 +83,7 @@ func TestForwardRefusedExitOnForwardFailure(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		// The first failure is a warning, the next ones of the same outage
 		// are at debug level (logged once a minute otherwise).
-		e, idx, at := d.WaitFrom(from, 10*time.Second, "a retry", func(e daemontest.Entry) bool {
-			return e.Msg() == "tunnel down; will retry" || e.Msg() == "tunnel down again; will retry"
-		})
+		e, idx, at := d.WaitFrom(from, 10*time.Second, "a retry", isRetryLine)
 		if e.Str("result") != "forward_refused" || e.Str("retry_in") != "300ms" {
 			t.Fatalf("retry %d: result=%q retry_in=%q, want forward_refused / 300ms", i, e.Str("result"), e.Str("retry_in"))
 		}

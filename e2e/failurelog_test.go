@@ -9,8 +9,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtunnel/rtunnel/internal/daemontest"
 	"github.com/rtunnel/rtunnel/internal/sshdtest"
 )
+
+// isRetryLine reports whether e is one of the lines a failed attempt logs:
+// the first of an outage, one whose cause changed, or (at debug level) the
+// others.
+func isRetryLine(e daemontest.Entry) bool {
+	switch e.Msg() {
+	case "tunnel down; will retry", "tunnel still down, for another reason now; will retry", "tunnel down again; will retry":
+		return true
+	}
+	return false
+}
 
 // A hub port that refuses connections, retried every 250 ms: over 8 s the
 // log holds one warning (the start of the outage) while every attempt is
