@@ -44,8 +44,10 @@ func (s *supervisor) beginReload(ctx context.Context, load loadFunc) *reload {
 		}
 	}
 	if err != nil {
-		s.log.Error("reload refused: the new config has problems; the running config stays", "err", err.Error())
+		// Recorded before it is logged: whoever reads the log line finds
+		// the metrics and /status already saying so.
 		s.health.ReloadResult(err)
+		s.log.Error("reload refused: the new config has problems; the running config stays", "err", err.Error())
 		_ = s.notifier.Ready()
 		return nil
 	}
@@ -115,9 +117,9 @@ func (s *supervisor) finishReload(ctx context.Context, rl *reload) {
 			s.start(ctx, t)
 		}
 	}
+	s.health.ReloadResult(nil)
 	s.log.Info("reloaded", "config", s.cfg.Path, "kept", rl.kept, "restarted", rl.restarted, "added", rl.added,
 		"removed", rl.removed, "not_started", notStarted)
-	s.health.ReloadResult(nil)
 	_ = s.notifier.Ready()
 }
 
