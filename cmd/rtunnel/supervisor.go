@@ -158,8 +158,8 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 		IsRefused:   tunnel.Refused,
 		IsSlow:      tunnel.Slow,
 		OnRetry: func(attempt int, err error, wait time.Duration) {
+			s.health.Retrying(name, attempt, wait, err) // before the log line, as for reloads
 			failures.failed(attempt, err, wait)
-			s.health.Retrying(name, attempt, wait, err)
 			s.firstAttemptDone(name)
 		},
 	}
