@@ -47,6 +47,11 @@ type metrics struct {
 	connsActive      *prometheus.GaugeVec
 	connsRejected    *prometheus.CounterVec
 	bytes            *prometheus.CounterVec
+
+	tunnelStopped *prometheus.GaugeVec
+
+	reloadSuccessful  prometheus.Gauge
+	reloadSuccessTime prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, version string) *metrics {
@@ -122,6 +127,20 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "rtunnel_bytes_total",
 			Help: "Bytes copied through the forward; direction in is from the remote side toward the local service, out is back.",
 		}, []string{"tunnel", "forward", "direction"}),
+
+		tunnelStopped: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtunnel_tunnel_stopped",
+			Help: "1 while the tunnel is stopped for good (a problem with its key, known_hosts or host key that needs an operator; a reload or restart retries it), else 0.",
+		}, t),
+
+		reloadSuccessful: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rtunnel_config_last_reload_successful",
+			Help: "1 if the last config load (start or SIGHUP) was applied, 0 if it was refused and the previous config stays in force.",
+		}),
+		reloadSuccessTime: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rtunnel_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last config load (start or SIGHUP) that was applied.",
+		}),
 	}
 }
 
@@ -134,6 +153,9 @@ type Health struct {
 
 	mu  sync.Mutex            // serialises AddTunnel and RemoveTunnel
 	idx atomic.Pointer[index] // read lock-free on the data path
+
+	changes chan struct{} // see Changes
+	reload  reloadState
 }
 
 // index is an immutable lookup table, replaced whole by AddTunnel and
@@ -154,7 +176,7 @@ func New(version string) *Health {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	h := &Health{reg: reg, m: newMetrics(reg, version), now: time.Now}
+	h := &Health{reg: reg, m: newMetrics(reg, version), now: time.Now, changes: make(chan struct{}, 1)}
 	h.idx.Store(&index{
 		tunnels:  map[string]*tunnelEntry{},
 		forwards: map[forwardKey]*forwardEntry{},
@@ -205,6 +227,7 @@ func (h *Health) AddTunnel(name string, forwards []string) {
 	}
 	t.forwards.Store(&forwardList{list: fwds})
 	h.idx.Store(next)
+	h.changed()
 }
 
 // RemoveTunnel forgets a tunnel and deletes all its series, for a config
@@ -230,10 +253,11 @@ func (h *Health) RemoveTunnel(name string) {
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.tunnelUp, m.connectedSince, m.connectAttempts, m.reconnects, m.backoff,
 		m.nextRetry, m.keepaliveRTT, m.keepaliveMissed, m.forwardUp, m.forwardAllocated, m.forwardRefused,
-		m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
+		m.connsTotal, m.connsActive, m.connsRejected, m.bytes, m.tunnelStopped,
 	} {
 		v.DeletePartialMatch(sel)
 	}
+	h.changed()
 }
 
 func (h *Health) deleteForwardSeries(tunnel, forward string) {
@@ -273,6 +297,7 @@ type tunnelEntry struct {
 	name string
 
 	up, connectedSince, backoff, nextRetry prometheus.Gauge
+	stopped                                prometheus.Gauge
 	reconnects, keepaliveMissed            prometheus.Counter
 	keepaliveRTT                           prometheus.Observer
 	attempts                               map[string]prometheus.Counter // by result; read-only after creation
@@ -297,6 +322,7 @@ func (h *Health) newTunnelEntry(name string) *tunnelEntry {
 		connectedSince:  m.connectedSince.WithLabelValues(name),
 		backoff:         m.backoff.WithLabelValues(name),
 		nextRetry:       m.nextRetry.WithLabelValues(name),
+		stopped:         m.tunnelStopped.WithLabelValues(name),
 		reconnects:      m.reconnects.WithLabelValues(name),
 		keepaliveMissed: m.keepaliveMissed.WithLabelValues(name),
 		keepaliveRTT:    m.keepaliveRTT.WithLabelValues(name),

@@ -20,10 +20,12 @@ func (h *Health) ConnectAttempt(tunnel string) {
 	}
 	t.markDown() // a new attempt means the last session is over, reported or not
 	t.nextRetry.Set(0)
+	t.stopped.Set(0)
 	t.mu.Lock()
 	t.setState(StateConnecting, h.now())
 	t.nextRetryAt = time.Time{}
 	t.mu.Unlock()
+	h.changed()
 }
 
 // ConnectResult counts a finished attempt in
@@ -57,6 +59,7 @@ func (h *Health) Connected(tunnel string) {
 	t.nextRetryAt = time.Time{}
 	t.attempt = 0
 	t.mu.Unlock()
+	h.changed()
 }
 
 // Disconnected records the loss of the session; every forward of the tunnel
@@ -70,13 +73,16 @@ func (h *Health) Disconnected(tunnel string, err error) {
 }
 
 // Stopped records that the tunnel gave up for good (a permanent error such
-// as a changed host key); it stays down until the process restarts.
+// as a changed host key, or a key file it could not use at start); it stays
+// down, with rtunnel_tunnel_stopped 1, until a reload or restart tries it
+// again.
 func (h *Health) Stopped(tunnel string, err error) {
 	t := h.tunnel(tunnel)
 	if t == nil {
 		return
 	}
 	t.backoff.Set(0)
+	t.stopped.Set(1)
 	h.down(t, StateStopped, err)
 }
 
@@ -90,6 +96,7 @@ func (h *Health) down(t *tunnelEntry, state string, err error) {
 		t.lastErr = err.Error()
 	}
 	t.mu.Unlock()
+	h.changed()
 }
 
 // Retrying records that the reconnect loop will try again after wait.
@@ -114,6 +121,7 @@ func (h *Health) Retrying(tunnel string, attempt int, wait time.Duration, err er
 		t.lastErr = err.Error()
 	}
 	t.mu.Unlock()
+	h.changed()
 }
 
 // ForwardUp records that the server accepted the remote forward.
@@ -121,6 +129,7 @@ func (h *Health) ForwardUp(tunnel, forward string) {
 	if f := h.forward(tunnel, forward); f != nil {
 		f.up.Store(true)
 		f.upGauge.Set(1)
+		h.changed()
 	}
 }
 
@@ -129,6 +138,7 @@ func (h *Health) ForwardDown(tunnel, forward string) {
 	if f := h.forward(tunnel, forward); f != nil {
 		f.up.Store(false)
 		f.upGauge.Set(0)
+		h.changed()
 	}
 }
 

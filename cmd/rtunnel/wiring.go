@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/rtunnel/rtunnel/config"
 	"github.com/rtunnel/rtunnel/reconnect"
@@ -92,15 +90,4 @@ func reconnectPolicy(t config.Tunnel) reconnect.Policy {
 		FastRetry:    t.ForwardRetry,
 		FastRetryFor: t.ForwardRetryFor,
 	}
-}
-
-// retryLog logs a scheduled retry with what failed, why, and when rtunnel
-// tries again. Refused keys are errors: they need an operator.
-func retryLog(log *slog.Logger, attempt int, err error, wait time.Duration) {
-	level := slog.LevelWarn
-	if tunnel.Result(err) == tunnel.ResultAuth {
-		level = slog.LevelError
-	}
-	log.Log(context.Background(), level, "tunnel down; will retry", "attempt", attempt, "result", tunnel.Result(err),
-		"err", err.Error(), "retry_in", wait.Round(time.Millisecond).String())
 }
