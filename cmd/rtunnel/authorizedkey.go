@@ -15,6 +15,7 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 		role, pubFile, from string
 		port                string
 		ports               string
+		caFile, principals  string
 	)
 	var help strings.Builder
 	for _, r := range authkeys.Roles() {
@@ -29,7 +30,8 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 			"\nValues that OpenSSH rejects in authorized_keys (permitlisten=\"none\", \"\", \"localhost:0\") are\n" +
 			"refused: sshd would reject the whole key and log only \"Failed publickey\".",
 		Example: "  rtunnel authorized-key --role b-remote --port 2221 --pubkey id_remote_b.pub >> ~tunnel/.ssh/authorized_keys\n" +
-			"  rtunnel authorized-key --role b-master --ports 2220,2221,2222 --pubkey master.pub",
+			"  rtunnel authorized-key --role b-master --ports 2220,2221,2222 --pubkey master.pub\n" +
+			"  rtunnel authorized-key --role direct-remote --port 2220 --ca user_ca.pub --principals remote-7",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fail := func(err error) error { return &exitError{code: exitConfig, err: err} }
@@ -52,14 +54,20 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 				}
 				list = append(list, ps...)
 			}
-			if pubFile == "" {
-				return fail(fmt.Errorf("--pubkey FILE is required (the key's .pub file)"))
+			flag := "--pubkey"
+			switch {
+			case pubFile != "" && caFile != "":
+				return fail(fmt.Errorf("--pubkey and --ca exclude each other: a line trusts one key, or the certificates one CA signs"))
+			case caFile != "":
+				pubFile, flag = caFile, "--ca"
+			case pubFile == "":
+				return fail(fmt.Errorf("--pubkey FILE is required (the key's .pub file), or --ca CA.pub for certificates signed by a CA"))
 			}
 			data, err := os.ReadFile(pubFile)
 			if err != nil {
-				return fail(fmt.Errorf("--pubkey: %v", err))
+				return fail(fmt.Errorf("%s: %v", flag, err))
 			}
-			line, err := authkeys.Line(authkeys.Spec{Role: r, Ports: list, From: from}, data)
+			line, err := authkeys.Line(authkeys.Spec{Role: r, Ports: list, From: from, CertAuthority: caFile != "", Principals: principals}, data)
 			if err != nil {
 				return fail(fmt.Errorf("%s: %v", pubFile, err))
 			}
@@ -73,5 +81,7 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 	f.StringVar(&ports, "ports", "", "several ports, comma-separated (b-master: every remote's port)")
 	f.StringVar(&from, "from", "", `optional from="..." source addresses or CIDRs, comma-separated`)
 	f.StringVar(&pubFile, "pubkey", "", "the key's public key file (.pub)")
+	f.StringVar(&caFile, "ca", "", "a CA's public key: the line (cert-authority) accepts user certificates it signs, instead of one key")
+	f.StringVar(&principals, "principals", "", `with --ca: principals="..." the certificate must hold (default: the login user)`)
 	return cmd
 }
