@@ -53,7 +53,7 @@ func (h *hostKeys) learn(key ssh.PublicKey, he *HostKeyError) error {
 		name = knownhosts.HashHostname(name)
 	}
 	if err := appendAtomically(path, knownhosts.Line([]string{name}, key)+"\n"); err != nil {
-		kerr := &KnownHostsError{Path: path, Err: fmt.Errorf("cannot add the new host's key (accept-new): %w", err)}
+		kerr := &KnownHostsError{Path: path, Fault: FileUnusable, Err: fmt.Errorf("cannot add the new host's key (accept-new): %w", err)}
 		h.setErr(kerr)
 		return kerr
 	}

@@ -151,3 +151,35 @@ func TestAcceptNew(t *testing.T) {
 		}
 	})
 }
+
+// Start-up's Check lets an unknown host through only with accept-new (a
+// missing known_hosts too, as ssh creates it) or when a CA line covers
+// it; otherwise it names the host to add.
+func TestCheckUnknownHosts(t *testing.T) {
+	dir := t.TempDir()
+	key := sshdtest.NewKey(t, dir, "id", "ed25519")
+	ca := strings.TrimSpace(authorized(otherKey(t)))
+	empty := writeLines(t, filepath.Join(dir, "empty"), "# nothing")
+	caOnly := writeLines(t, filepath.Join(dir, "ca_only"), "@cert-authority *.example.org "+ca)
+	for _, c := range []struct {
+		name string
+		ep   Endpoint
+		want string // "" for no error
+	}{
+		{"accept-new, file missing", Endpoint{KnownHosts: filepath.Join(dir, "absent"), AcceptNew: true}, ""},
+		{"accept-new, host unknown", Endpoint{KnownHosts: empty, AcceptNew: true}, ""},
+		{"a CA covers the host", Endpoint{KnownHosts: caOnly}, ""},
+		{"host unknown", Endpoint{KnownHosts: empty}, "has no key for hub.example.org"},
+		{"file missing", Endpoint{KnownHosts: filepath.Join(dir, "absent")}, "no such file or directory"},
+	} {
+		ep := c.ep
+		ep.User, ep.Host, ep.Port, ep.Identities = "rt", "hub.example.org", 22, []string{key.Private}
+		errs := Check(Config{Server: ep})
+		switch {
+		case c.want == "" && len(errs) > 0:
+			t.Errorf("%s: %v", c.name, errs)
+		case c.want != "" && (len(errs) != 1 || !strings.Contains(errs[0].Error(), c.want)):
+			t.Errorf("%s: %v, want one error containing %q", c.name, errs, c.want)
+		}
+	}
+}

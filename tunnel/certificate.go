@@ -15,18 +15,19 @@ import (
 func loadCertificate(path string) (*ssh.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &KeyFileError{Path: path, Msg: fmt.Sprintf("certificate cannot be read: %v", unwrapPathErr(err))}
+		return nil, &KeyFileError{Path: path, Fault: FileUnreadable, Msg: fmt.Sprintf("certificate cannot be read: %v", unwrapPathErr(err))}
 	}
 	pub, _, _, _, err := ssh.ParseAuthorizedKey(data)
 	if err != nil {
-		return nil, &KeyFileError{Path: path, Msg: fmt.Sprintf("is not an OpenSSH certificate: %v (sign the public key with ssh-keygen -s CA -I ID -n PRINCIPAL KEY.pub)", err)}
+		// Unreadable, not unusable: a certificate cut short by a renewal reads so.
+		return nil, &KeyFileError{Path: path, Fault: FileUnreadable, Msg: fmt.Sprintf("is not an OpenSSH certificate: %v (sign the public key with ssh-keygen -s CA -I ID -n PRINCIPAL KEY.pub)", err)}
 	}
 	cert, ok := pub.(*ssh.Certificate)
 	if !ok {
-		return nil, &KeyFileError{Path: path, Msg: fmt.Sprintf("holds a plain %s public key, not a certificate (sign it with ssh-keygen -s CA -I ID -n PRINCIPAL)", pub.Type())}
+		return nil, &KeyFileError{Path: path, Fault: FileUnusable, Msg: fmt.Sprintf("holds a plain %s public key, not a certificate (sign it with ssh-keygen -s CA -I ID -n PRINCIPAL)", pub.Type())}
 	}
 	if cert.CertType != ssh.UserCert {
-		return nil, &KeyFileError{Path: path, Msg: "is a host certificate; logging in needs a user certificate (ssh-keygen -s without -h)"}
+		return nil, &KeyFileError{Path: path, Fault: FileUnusable, Msg: "is a host certificate; logging in needs a user certificate (ssh-keygen -s without -h)"}
 	}
 	return cert, nil
 }

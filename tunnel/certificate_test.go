@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -123,5 +124,50 @@ func TestUserCertificateTrustedUserCAKeys(t *testing.T) {
 	}
 	if code, _ := h.sshExit(t, nil, h.sshTrust(t), "IdentitiesOnly=yes", "IdentityFile="+other.Private); code != 255 {
 		t.Errorf("ssh exit %d, want 255", code)
+	}
+}
+
+// Certificate files rtunnel cannot use: an explicit one is an error (for
+// good when it is wrong, retried when it may be mid-renewal); one beside
+// the key is a note and the key is still offered, as ssh does.
+func TestCertificateFiles(t *testing.T) {
+	sshdtest.RequireTools(t, "ssh-keygen")
+	dir := t.TempDir()
+	ca, _ := newCA(t, dir, "ca")
+	key := sshdtest.NewKey(t, dir, "id", "ed25519")
+	other := sshdtest.NewKey(t, dir, "other", "ed25519")
+	otherCert := sign(t, ca, other.Public, "root", "-V", "-5m:+1h")
+	good, err := os.ReadFile(otherCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := writeLines(t, filepath.Join(dir, "cut-cert.pub"), string(good[:len(good)/2]))
+
+	for _, c := range []struct {
+		name      string
+		cert      string
+		permanent bool
+		slow      bool
+		want      string
+	}{
+		{"for another key", otherCert, true, false, "certifies key " + other.Fingerprint + ", which is neither an identity nor a key of the agent"},
+		{"a plain public key", other.Public, true, false, "holds a plain ssh-ed25519 public key, not a certificate"},
+		{"cut short", cut, false, true, "is not an OpenSSH certificate"},
+		{"missing", filepath.Join(dir, "absent-cert.pub"), false, true, "certificate cannot be read: no such file or directory"},
+	} {
+		_, err := loadCredentials(context.Background(), &Endpoint{Identities: []string{key.Private}, Certificate: c.cert})
+		if err == nil || Permanent(err) != c.permanent || Slow(err) != c.slow || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v (permanent %v, slow %v), want permanent %v, slow %v, containing %q", c.name, err, Permanent(err), Slow(err), c.permanent, c.slow, c.want)
+		}
+	}
+
+	// Beside the key: noted, not fatal.
+	writeFile(t, key.Private+"-cert.pub", string(good), 0o644)
+	creds, err := loadCredentials(context.Background(), &Endpoint{Identities: []string{key.Private}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(creds.signers) != 1 || len(creds.notes) != 1 || !strings.Contains(creds.notes[0], "certifies key "+other.Fingerprint+", not "+key.Private+"'s") {
+		t.Errorf("signers %d, notes %q: want the key offered and the certificate noted", len(creds.signers), creds.notes)
 	}
 }

@@ -63,7 +63,7 @@ func loadCredentialsAt(ctx context.Context, ep *Endpoint, now time.Time) (*crede
 		}
 		cs, err := ssh.NewCertSigner(cert, signer)
 		if err != nil {
-			return &KeyFileError{Path: path, Msg: err.Error()}
+			return &KeyFileError{Path: path, Fault: FileUnusable, Msg: err.Error()}
 		}
 		c.add(cs, path)
 		return nil
@@ -152,7 +152,7 @@ func loadCredentialsAt(ctx context.Context, ep *Endpoint, now time.Time) (*crede
 	}
 	if explicit != nil && !usedExplicit {
 		c.close()
-		return nil, &KeyFileError{Path: ep.Certificate, Msg: fmt.Sprintf("certifies key %s, which is neither an identity nor a key of the agent: name the key it was signed for",
+		return nil, &KeyFileError{Path: ep.Certificate, Fault: FileUnusable, Msg: fmt.Sprintf("certifies key %s, which is neither an identity nor a key of the agent: name the key it was signed for",
 			ssh.FingerprintSHA256(explicit.Key))}
 	}
 	if len(c.signers) == 0 {
