@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -76,8 +75,10 @@ func appendAtomically(path, line string) error {
 			return err
 		}
 		mode = fi.Mode().Perm()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
+		u, uok := fileOwner(fi)
+		g, gok := fileGroup(fi)
+		if uok && gok {
+			uid, gid = u, g
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
