@@ -21,6 +21,11 @@ type credentials struct {
 	labels  []string // per signer, for messages: "SHA256:... (file)"
 	notes   []string // certificates not offered, and why
 	agent   net.Conn // open until the handshake is done
+
+	now          time.Time // certificates are checked against it
+	explicit     *ssh.Certificate
+	explicitPath string
+	explicitUsed bool // paired with an identity or agent key
 }
 
 func (c *credentials) add(s ssh.Signer, from string) {
@@ -39,44 +44,66 @@ func (c *credentials) close() {
 	}
 }
 
-// loadCredentials reads the hop's identities, certificates and agent.
-func loadCredentials(ctx context.Context, ep *Endpoint) (*credentials, error) {
-	return loadCredentialsAt(ctx, ep, time.Now())
+// agentKey is an identity given as a public key whose private half the
+// agent holds (IdentityFile KEY.pub with IdentitiesOnly).
+type agentKey struct {
+	path string
+	key  ssh.PublicKey
 }
 
-func loadCredentialsAt(ctx context.Context, ep *Endpoint, now time.Time) (*credentials, error) {
-	c := &credentials{}
-	var explicit *ssh.Certificate
+// loadCredentials reads the hop's identities, certificates and agent.
+func loadCredentials(ctx context.Context, ep *Endpoint) (*credentials, error) {
+	c := &credentials{now: time.Now()}
 	if ep.Certificate != "" {
 		cert, err := loadCertificate(ep.Certificate)
 		if err != nil {
 			return nil, err
 		}
-		explicit = cert
+		c.explicit, c.explicitPath = cert, ep.Certificate
 	}
-	usedExplicit := false
-	// offerCert adds cert for signer when it is valid now, or notes why not.
-	offerCert := func(cert *ssh.Certificate, signer ssh.Signer, path string) error {
-		if why := certValidNow(cert, now); why != "" {
-			c.notes = append(c.notes, fmt.Sprintf("certificate %s %s, so it was not offered", path, why))
-			return nil
-		}
-		cs, err := ssh.NewCertSigner(cert, signer)
-		if err != nil {
-			return &KeyFileError{Path: path, Fault: FileUnusable, Msg: err.Error()}
-		}
-		c.add(cs, path)
+	wanted, err := c.fromFiles(ep)
+	if err == nil && ep.IdentityAgent != "" && (len(ep.Identities) == 0 || len(wanted) > 0 || c.explicitUnused()) {
+		err = c.fromAgent(ctx, ep, wanted)
+	}
+	switch {
+	case err != nil:
+	case c.explicitUnused():
+		err = &KeyFileError{Path: ep.Certificate, Fault: FileUnusable, Msg: fmt.Sprintf("certifies key %s, which is neither an identity nor a key of the agent: name the key it was signed for",
+			ssh.FingerprintSHA256(c.explicit.Key))}
+	case len(c.signers) == 0:
+		err = &AuthError{Hop: ep.String(), Notes: c.notes, Err: errors.New("nothing left to offer")}
+	}
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *credentials) explicitUnused() bool { return c.explicit != nil && !c.explicitUsed }
+
+// offerCert adds cert for signer when it is valid now, or notes why not.
+func (c *credentials) offerCert(cert *ssh.Certificate, signer ssh.Signer, path string) error {
+	if why := certValidNow(cert, c.now); why != "" {
+		c.notes = append(c.notes, fmt.Sprintf("certificate %s %s, so it was not offered", path, why))
 		return nil
 	}
+	cs, err := ssh.NewCertSigner(cert, signer)
+	if err != nil {
+		return &KeyFileError{Path: path, Fault: FileUnusable, Msg: err.Error()}
+	}
+	c.add(cs, path)
+	return nil
+}
 
-	// With an agent, an identity may be a public key whose private half
-	// the agent holds (IdentityFile KEY.pub with IdentitiesOnly).
-	var fromAgent []ssh.PublicKey
-	var fromAgentPaths []string
+// fromFiles adds each identity file's certificates and key; with an
+// agent, it returns the identities that are public keys, for fromAgent.
+func (c *credentials) fromFiles(ep *Endpoint) ([]agentKey, error) {
+	var wanted []agentKey
 	for _, path := range ep.Identities {
 		if ep.IdentityAgent != "" {
 			if pub := publicKeyFile(path); pub != nil {
-				fromAgent, fromAgentPaths = append(fromAgent, pub), append(fromAgentPaths, path)
+				wanted = append(wanted, agentKey{path: path, key: pub})
 				continue
 			}
 		}
@@ -84,9 +111,9 @@ func loadCredentialsAt(ctx context.Context, ep *Endpoint, now time.Time) (*crede
 		if err != nil {
 			return nil, err
 		}
-		if explicit != nil && certifies(explicit, signer.PublicKey()) {
-			usedExplicit = true
-			if err := offerCert(explicit, signer, ep.Certificate); err != nil {
+		if c.explicit != nil && certifies(c.explicit, signer.PublicKey()) {
+			c.explicitUsed = true
+			if err := c.offerCert(c.explicit, signer, c.explicitPath); err != nil {
 				return nil, err
 			}
 		}
@@ -101,65 +128,56 @@ func loadCredentialsAt(ctx context.Context, ep *Endpoint, now time.Time) (*crede
 			case !certifies(cert, signer.PublicKey()):
 				c.notes = append(c.notes, fmt.Sprintf("certificate %s certifies key %s, not %s's %s, so it was not offered",
 					beside, ssh.FingerprintSHA256(cert.Key), path, ssh.FingerprintSHA256(signer.PublicKey())))
-			case explicit == nil || !slices.Equal(explicit.Marshal(), cert.Marshal()):
-				if err := offerCert(cert, signer, beside); err != nil {
+			case c.explicit == nil || !slices.Equal(c.explicit.Marshal(), cert.Marshal()):
+				if err := c.offerCert(cert, signer, beside); err != nil {
 					return nil, err
 				}
 			}
 		}
 		c.add(signer, path)
 	}
+	return wanted, nil
+}
 
-	if ep.IdentityAgent != "" && (len(ep.Identities) == 0 || len(fromAgent) > 0 || (explicit != nil && !usedExplicit)) {
-		signers, conn, err := agentSigners(ctx, ep.IdentityAgent, ep.ConnectTimeout)
-		if err != nil {
-			return nil, err
-		}
-		c.agent = conn
-		found := make([]bool, len(fromAgent))
-		for _, s := range signers {
-			pub := typedKey(s.PublicKey())
-			if cert, ok := pub.(*ssh.Certificate); ok {
-				if why := certValidNow(cert, now); why != "" {
-					c.notes = append(c.notes, fmt.Sprintf("the agent's certificate %s %s, so it was not offered", ssh.FingerprintSHA256(pub), why))
-					continue
-				}
-			}
-			if explicit != nil && !usedExplicit && sameKey(explicit.Key, pub) {
-				usedExplicit = true
-				if err := offerCert(explicit, s, ep.Certificate); err != nil {
-					c.close()
-					return nil, err
-				}
-			}
-			switch i := slices.IndexFunc(fromAgent, func(k ssh.PublicKey) bool { return sameKey(k, pub) }); {
-			case i >= 0:
-				found[i] = true
-				c.add(s, "agent, "+fromAgentPaths[i])
-			case len(ep.Identities) == 0:
-				c.add(s, "agent")
-			}
-			// Otherwise IdentitiesOnly, as ssh: the agent's other keys and
-			// certificates are not offered.
-		}
-		for i, ok := range found {
-			if !ok {
-				c.close()
-				return nil, &AgentError{Socket: ep.IdentityAgent, Err: fmt.Errorf("holds no private key for %s (%s): add it with ssh-add",
-					fromAgentPaths[i], ssh.FingerprintSHA256(fromAgent[i]))}
+// fromAgent adds the agent's keys and certificates: all of them without
+// identity files; with them, only the wanted keys (IdentitiesOnly, as ssh:
+// not the agent's other keys, nor its certificates).
+func (c *credentials) fromAgent(ctx context.Context, ep *Endpoint, wanted []agentKey) error {
+	signers, conn, err := agentSigners(ctx, ep.IdentityAgent, ep.ConnectTimeout)
+	if err != nil {
+		return err
+	}
+	c.agent = conn
+	found := make([]bool, len(wanted))
+	for _, s := range signers {
+		pub := typedKey(s.PublicKey())
+		if cert, ok := pub.(*ssh.Certificate); ok {
+			if why := certValidNow(cert, c.now); why != "" {
+				c.notes = append(c.notes, fmt.Sprintf("the agent's certificate %s %s, so it was not offered", ssh.FingerprintSHA256(pub), why))
+				continue
 			}
 		}
+		if c.explicitUnused() && sameKey(c.explicit.Key, pub) {
+			c.explicitUsed = true
+			if err := c.offerCert(c.explicit, s, c.explicitPath); err != nil {
+				return err
+			}
+		}
+		switch i := slices.IndexFunc(wanted, func(w agentKey) bool { return sameKey(w.key, pub) }); {
+		case i >= 0:
+			found[i] = true
+			c.add(s, "agent, "+wanted[i].path)
+		case len(ep.Identities) == 0:
+			c.add(s, "agent")
+		}
 	}
-	if explicit != nil && !usedExplicit {
-		c.close()
-		return nil, &KeyFileError{Path: ep.Certificate, Fault: FileUnusable, Msg: fmt.Sprintf("certifies key %s, which is neither an identity nor a key of the agent: name the key it was signed for",
-			ssh.FingerprintSHA256(explicit.Key))}
+	for i, ok := range found {
+		if !ok {
+			return &AgentError{Socket: ep.IdentityAgent, Err: fmt.Errorf("holds no private key for %s (%s): add it with ssh-add",
+				wanted[i].path, ssh.FingerprintSHA256(wanted[i].key))}
+		}
 	}
-	if len(c.signers) == 0 {
-		c.close()
-		return nil, &AuthError{Hop: ep.String(), Notes: c.notes, Err: errors.New("nothing left to offer")}
-	}
-	return c, nil
+	return nil
 }
 
 // typedKey parses an agent's key (an *agent.Key, its wire form) into
