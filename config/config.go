@@ -108,11 +108,19 @@ type Resolved struct {
 
 // Endpoint is an SSH server: the tunnel's server or a ProxyJump hop.
 type Endpoint struct {
-	User           string
-	Host           string
-	Port           int
-	Identity       string
-	KnownHosts     string
+	User string
+	Host string
+	Port int
+	// Identities are key files, offered in order (identity: one or a list).
+	Identities    []string
+	Certificate   string // certificate: PATH (CertificateFile)
+	IdentityAgent string // identity_agent: socket path, or the literal SSH_AUTH_SOCK
+	KnownHosts    string
+	HostKeyAlias  string // host_key_alias (HostKeyAlias)
+	// AcceptNew is strict_host_key_checking: accept-new; the default, yes,
+	// never trusts an unknown host.
+	AcceptNew      bool
+	HashKnownHosts bool // hash_known_hosts: names written by accept-new are hashed
 	ConnectTimeout time.Duration
 	Line           int
 }

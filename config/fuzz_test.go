@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -170,8 +171,13 @@ func checkEndpoint(t *testing.T, what string, e Endpoint) {
 	if e.User == "" || e.Host == "" || e.Port < 1 || e.Port > 65535 {
 		t.Fatalf("bad %s %+v", what, e)
 	}
-	if !filepath.IsAbs(e.Identity) || !filepath.IsAbs(e.KnownHosts) || e.ConnectTimeout <= 0 {
-		t.Fatalf("%s %+v: identity and known_hosts must be absolute, connect_timeout set", what, e)
+	if (len(e.Identities) == 0 && e.IdentityAgent == "") || !filepath.IsAbs(e.KnownHosts) || e.ConnectTimeout <= 0 {
+		t.Fatalf("%s %+v: an identity or an agent, an absolute known_hosts and connect_timeout must be set", what, e)
+	}
+	for _, id := range e.Identities {
+		if !filepath.IsAbs(id) {
+			t.Fatalf("%s %+v: identity %q must be absolute", what, e, id)
+		}
 	}
 }
 
@@ -215,7 +221,7 @@ func FuzzParseEndpoint(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		e, err := ParseEndpoint(s)
 		if err != nil {
-			if e != (Endpoint{}) || err.Error() == "" {
+			if !reflect.DeepEqual(e, Endpoint{}) || err.Error() == "" {
 				t.Fatalf("ParseEndpoint(%q) = %+v, %q", s, e, err)
 			}
 			return
@@ -224,7 +230,7 @@ func FuzzParseEndpoint(f *testing.F) {
 			t.Fatalf("ParseEndpoint(%q) = %+v", s, e)
 		}
 		back, err := ParseEndpoint(e.String())
-		if err != nil || back != e {
+		if err != nil || !reflect.DeepEqual(back, e) {
 			t.Fatalf("ParseEndpoint(%q) = %+v; its String() %q parses to %+v, %v", s, e, e.String(), back, err)
 		}
 	})

@@ -66,8 +66,9 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		d.fail(n, key, "empty list item: each tunnel is a mapping that starts with '- name: ...'")
 		return t
 	}
-	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, sshConfigNode, localForwardsNode *yaml.Node
-	d.mapping(n, key, map[string]func(*yaml.Node, string){
+	var nameNode, serverNode, jumpNode, forwardsNode, sshConfigNode, localForwardsNode *yaml.Node
+	var a auth
+	d.mapping(n, key, a.fields(map[string]func(*yaml.Node, string){
 		"ssh_config":          func(n *yaml.Node, key string) { sshConfigNode = n },
 		"ciphers":             func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
 		"kex_algorithms":      func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
@@ -75,8 +76,6 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"host_key_algorithms": func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
 		"name":                func(n *yaml.Node, key string) { nameNode = n },
 		"server":              func(n *yaml.Node, key string) { serverNode = n },
-		"identity":            func(n *yaml.Node, key string) { identityNode = n },
-		"known_hosts":         func(n *yaml.Node, key string) { knownHostsNode = n },
 		"jump":                func(n *yaml.Node, key string) { jumpNode = n },
 		"forwards":            func(n *yaml.Node, key string) { forwardsNode = n },
 		"local_forwards":      func(n *yaml.Node, key string) { localForwardsNode = n },
@@ -93,7 +92,7 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"max_connections":         func(n *yaml.Node, key string) { t.MaxConnections = d.integer(n, key, 1, 1<<20) },
 		"backoff":                 func(n *yaml.Node, key string) { d.backoff(n, key, &t.Backoff) },
 		"stale_session_poke":      func(n *yaml.Node, key string) { t.StaleSessionPoke = d.boolean(n, key) },
-	})
+	}))
 	if n.Kind != yaml.MappingNode {
 		return t
 	}
@@ -110,12 +109,10 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 	}
 	if sshConfig != "" || sshConfigNode != nil {
 		if sshConfig != "" {
-			d.tunnelFromSSHConfig(&t, n, key, sshConfig, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, localForwardsNode)
+			d.tunnelFromSSHConfig(&t, n, key, sshConfig, serverNode, a, jumpNode, forwardsNode, localForwardsNode)
 		}
 		return t
 	}
-	identity := d.requiredPath(n, identityNode, key+".identity", hintIdentity)
-	knownHosts := d.requiredPath(n, knownHostsNode, key+".known_hosts", hintKnownHosts)
 	if s := d.required(n, serverNode, key+".server", hintServer); s != "" {
 		ep, err := ParseEndpoint(s)
 		if err != nil {
@@ -124,7 +121,8 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		t.Server = ep
 		t.Server.Line = serverNode.Line
 	}
-	t.Server.Identity, t.Server.KnownHosts, t.Server.ConnectTimeout = identity, knownHosts, t.ConnectTimeout
+	d.applyAuth(n, key, a, &t.Server, true)
+	t.Server.ConnectTimeout = t.ConnectTimeout
 	if jumpNode != nil {
 		t.Jump = d.jumps(jumpNode, key+".jump", t.Server)
 	}

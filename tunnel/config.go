@@ -11,11 +11,30 @@ import (
 
 // Endpoint is an SSH server to log in to: the tunnel's server or a hop.
 type Endpoint struct {
-	User           string
-	Host           string // as the user wrote it; known_hosts is checked under this name
-	Port           int
-	Identity       string // private key file
-	KnownHosts     string // known_hosts file
+	User string
+	Host string // as the user wrote it; known_hosts is checked under this name
+	Port int
+	// Identities are private key files, offered in order within one
+	// connection, each with the certificate KEY-cert.pub beside it first
+	// (as ssh -i KEY does). Empty with an IdentityAgent: the agent's keys.
+	Identities []string
+	// Certificate is an explicit certificate (OpenSSH's CertificateFile),
+	// offered with the identity or agent key it certifies.
+	Certificate string
+	// IdentityAgent is an ssh-agent socket; with Identities set, only the
+	// agent's certificates for those keys are used (IdentitiesOnly).
+	IdentityAgent string
+
+	KnownHosts string // known_hosts file
+	// HostKeyAlias is the name the host key is looked up (and a host
+	// certificate's principal checked) under instead of Host, as OpenSSH's.
+	HostKeyAlias string
+	// AcceptNew writes an unknown host's key to KnownHosts and trusts it
+	// (StrictHostKeyChecking accept-new); a changed key is still refused.
+	AcceptNew bool
+	// HashKnownHosts writes learned names hashed, as HashKnownHosts yes.
+	HashKnownHosts bool
+
 	ConnectTimeout time.Duration
 
 	algorithms *algorithms // the tunnel's, set by setDefaults
@@ -23,6 +42,15 @@ type Endpoint struct {
 
 // Addr is host:port as written by the user.
 func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
+
+// hostKeyAddr is host:port as known_hosts is searched: the HostKeyAlias
+// alone (OpenSSH adds no port to it), else Addr.
+func (e Endpoint) hostKeyAddr() string {
+	if e.HostKeyAlias != "" {
+		return net.JoinHostPort(e.HostKeyAlias, "22")
+	}
+	return e.Addr()
+}
 
 func (e Endpoint) String() string { return e.User + "@" + e.Addr() }
 

@@ -401,7 +401,7 @@ func baseConfig(s *testServer, f clientFiles, l *logs, local string) Config {
 	}
 	return Config{
 		Name:              "t",
-		Server:            Endpoint{User: "rt", Host: "127.0.0.1", Port: port, Identity: f.identity, KnownHosts: f.knownHosts, ConnectTimeout: 5 * time.Second},
+		Server:            Endpoint{User: "rt", Host: "127.0.0.1", Port: port, Identities: []string{f.identity}, KnownHosts: f.knownHosts, ConnectTimeout: 5 * time.Second},
 		Forwards:          []Forward{{RemoteHost: "localhost", RemotePort: 2220, Local: local}},
 		KeepaliveInterval: 200 * time.Millisecond,
 		KeepaliveCountMax: 3,

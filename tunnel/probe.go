@@ -60,14 +60,21 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		return nil
 	}
 	for i, ep := range t.cfg.hops() {
-		signer, err := LoadIdentity(ep.Identity)
+		creds, err := loadCredentials(ctx, ep)
 		if err != nil {
-			return fail(Step{Name: "identity " + ep.Identity, Detail: err.Error(), Fix: "fix the key file named above"})
+			var ag *AgentError
+			if errors.As(err, &ag) {
+				return fail(Step{Name: "identity agent " + ep.IdentityAgent, Detail: err.Error(), Fix: "start the agent and load the key (ssh-add), or fix identity_agent"})
+			}
+			return fail(Step{Name: "identity " + strings.Join(ep.Identities, ","), Detail: err.Error(), Fix: "fix the key or certificate file named above"})
 		}
-		hk, err := newHostKeys(ep)
+		defer creds.close()
+		hk, err := newHostKeys(ep, t.log)
 		if err != nil {
 			return fail(Step{Name: "known_hosts " + ep.KnownHosts, Detail: err.Error(), Fix: "fix the known_hosts file named above"})
 		}
+		// A check never writes known_hosts: accept-new learns at rtunnel up.
+		hk.readOnly = true
 		// Remember the key the server offers, to show its fingerprint. The
 		// handshake calls this from its own goroutine, which may outlive a
 		// timed-out handshake.
@@ -100,12 +107,12 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		}
 		report(Step{Name: name, OK: true, Detail: detail})
 
-		h, err := handshake(ctx, raw, ep, signer, hk)
+		h, err := handshake(ctx, raw, ep, creds, hk)
 		mu.Lock()
 		seen := offered
 		mu.Unlock()
 		keyName := knownHostsName(ep.Host, ep.Port)
-		fp := ssh.FingerprintSHA256(signer.PublicKey())
+		offeredKeys := strings.Join(creds.labels, ", ")
 		var (
 			hke *HostKeyError
 			ae  *AuthError
@@ -127,13 +134,21 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 			Detail: fmt.Sprintf("%s %s matches %s under the name %s", seen.Type(), ssh.FingerprintSHA256(seen), ep.KnownHosts, keyName)})
 		switch {
 		case errors.As(err, &ae):
-			return fail(Step{Name: "auth " + ep.String(), Detail: fmt.Sprintf("%s refused the key %s (%s) for user %s", ep.Addr(), fp, ep.Identity, ep.User),
-				Fix: fmt.Sprintf("compare %s with `ssh-keygen -l -f ~%s/.ssh/authorized_keys` on %s. If it is listed, the line's options are invalid: "+
-					`permitlisten="none", "" or "localhost:0" make sshd reject the whole key (write the line with rtunnel authorized-key)`, fp, ep.User, ep.Host)})
+			detail := fmt.Sprintf("%s refused %s for user %s", ep.Addr(), offeredKeys, ep.User)
+			for _, n := range ae.Notes {
+				detail += "; " + n
+			}
+			return fail(Step{Name: "auth " + ep.String(), Detail: detail,
+				Fix: fmt.Sprintf("compare the fingerprints with `ssh-keygen -l -f ~%s/.ssh/authorized_keys` on %s (for a certificate: its CA's cert-authority line). If it is listed, the line's options are invalid: "+
+					`permitlisten="none", "" or "localhost:0" make sshd reject the whole key (write the line with rtunnel authorized-key)`, ep.User, ep.Host)})
 		case err != nil:
 			return fail(Step{Name: "auth " + ep.String(), Detail: err.Error(), Fix: "the connection ended during login; see the server's sshd log"})
 		}
-		report(Step{Name: "auth " + ep.String(), OK: true, Detail: fmt.Sprintf("key %s accepted for user %s", fp, ep.User)})
+		accepted := offeredKeys
+		if len(creds.labels) > 1 {
+			accepted = "one of " + offeredKeys
+		}
+		report(Step{Name: "auth " + ep.String(), OK: true, Detail: fmt.Sprintf("%s accepted for user %s", accepted, ep.User)})
 		chain = append(chain, h)
 		// As a session does: every global request (hostkeys-00 after
 		// login, ClientAlive) gets a "no"; the loop ends when the
@@ -175,6 +190,13 @@ func hostKeyFix(e *HostKeyError, keyName string) string {
 			e.Hop, e.KnownHosts, keyName, e.KnownHosts)
 	case HostRevoked:
 		return "the key is revoked: do not connect"
+	case HostUnknown:
+		if e.AcceptNew {
+			return fmt.Sprintf("strict_host_key_checking is accept-new: rtunnel up will add %s %s to %s at its first connect; check the fingerprint on the server (ssh-keygen -l -f /etc/ssh/ssh_host_%s_key.pub) first",
+				e.KeyType, e.Offered, e.KnownHosts, keyFileType(e.KeyType))
+		}
+	default:
+		return "see the message: the host certificate or the known_hosts line for its CA needs fixing"
 	}
 	return fmt.Sprintf("check %s on the server (ssh-keygen -l -f /etc/ssh/ssh_host_%s_key.pub), then add it to %s under the name %s",
 		e.Offered, keyFileType(e.KeyType), e.KnownHosts, keyName)

@@ -17,6 +17,7 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 		ports               string
 		anyPort             bool
 		opens, sockets      []string
+		caFile, principals  string
 	)
 	var help strings.Builder
 	for _, r := range authkeys.Roles() {
@@ -33,7 +34,8 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 		Example: "  rtunnel authorized-key --role b-remote --port 2221 --pubkey id_remote_b.pub >> ~tunnel/.ssh/authorized_keys\n" +
 			"  rtunnel authorized-key --role b-master --ports 2220,2221,2222 --pubkey master.pub\n" +
 			"  rtunnel authorized-key --role direct-remote --any-port --permitopen db.internal:5432 --pubkey id.pub\n" +
-			"  rtunnel authorized-key --role direct-remote --socket /run/hub/remote-7.sock --pubkey id.pub",
+			"  rtunnel authorized-key --role direct-remote --socket /run/hub/remote-7.sock --pubkey id.pub\n" +
+			"  rtunnel authorized-key --role direct-remote --port 2220 --ca user_ca.pub --principals remote-7",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fail := func(err error) error { return &exitError{code: exitConfig, err: err} }
@@ -56,12 +58,18 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 				}
 				list = append(list, ps...)
 			}
-			if pubFile == "" {
-				return fail(fmt.Errorf("--pubkey FILE is required (the key's .pub file)"))
+			flag := "--pubkey"
+			switch {
+			case pubFile != "" && caFile != "":
+				return fail(fmt.Errorf("--pubkey and --ca exclude each other: a line trusts one key, or the certificates one CA signs"))
+			case caFile != "":
+				pubFile, flag = caFile, "--ca"
+			case pubFile == "":
+				return fail(fmt.Errorf("--pubkey FILE is required (the key's .pub file), or --ca CA.pub for certificates signed by a CA"))
 			}
 			data, err := os.ReadFile(pubFile)
 			if err != nil {
-				return fail(fmt.Errorf("--pubkey: %v", err))
+				return fail(fmt.Errorf("%s: %v", flag, err))
 			}
 			for _, o := range opens {
 				if strings.HasPrefix(o, "/") {
@@ -75,7 +83,8 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 					return fail(fmt.Errorf("--socket %q: give the absolute socket path on the hub, as in the forward's remote:", p))
 				}
 			}
-			spec := authkeys.Spec{Role: r, Ports: list, From: from, AnyPort: anyPort, Opens: opens, SocketsOnly: len(sockets) > 0}
+			spec := authkeys.Spec{Role: r, Ports: list, From: from, AnyPort: anyPort, Opens: opens, SocketsOnly: len(sockets) > 0,
+				CertAuthority: caFile != "", Principals: principals}
 			line, err := authkeys.Line(spec, data)
 			if err != nil {
 				return fail(fmt.Errorf("%s: %v", pubFile, err))
@@ -96,6 +105,8 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 	f.BoolVar(&anyPort, "any-port", false, `the key may ask the hub to pick a port (forwards with remote: localhost:0): permitlisten="localhost:*"`)
 	f.StringArrayVar(&opens, "permitopen", nil, "a local forward's connect: target (host:port) the key may open through the hub; repeat for each")
 	f.StringArrayVar(&sockets, "socket", nil, "a Unix socket path the key forwards (remote: /path); permitlisten does not govern these, see the note printed")
+	f.StringVar(&caFile, "ca", "", "a CA's public key: the line (cert-authority) accepts user certificates it signs, instead of one key")
+	f.StringVar(&principals, "principals", "", `with --ca: principals="..." the certificate must hold (default: the login user)`)
 	return cmd
 }
 

@@ -60,9 +60,18 @@ func TestAuthorizedKey(t *testing.T) {
 		// Sockets only: no TCP port may be bound at all.
 		{[]string{"--role", "direct-remote", "--socket", "/run/hub/remote-7.sock"},
 			`restrict,port-forwarding,permitlisten="255.255.255.255:9",permitopen="255.255.255.255:9",command="/bin/false" ` + testPub},
+		// The cert-authority form (the tunnel package logs in with it against a real sshd).
+		{[]string{"--role", "direct-remote", "--port", "2220", "--ca", pubFile},
+			`cert-authority,restrict,port-forwarding,permitlisten="localhost:2220",permitopen="255.255.255.255:9",command="/bin/false" ` + testPub},
+		{[]string{"--role", "direct-remote", "--port", "2220", "--ca", pubFile, "--principals", "remote-7,fleet"},
+			`cert-authority,restrict,port-forwarding,permitlisten="localhost:2220",permitopen="255.255.255.255:9",command="/bin/false",principals="remote-7,fleet" ` + testPub},
 	}
 	for _, c := range cases {
-		code, out, errOut := runCmd(t, append(append([]string{"authorized-key"}, c.args...), "--pubkey", pubFile)...)
+		args := append([]string{"authorized-key"}, c.args...)
+		if !strings.Contains(strings.Join(c.args, " "), "--ca") {
+			args = append(args, "--pubkey", pubFile)
+		}
+		code, out, errOut := runCmd(t, args...)
 		if code != 0 || out != c.want+"\n" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q\nwant %q", c.args, code, out, errOut, c.want)
 		}
@@ -84,10 +93,13 @@ func TestAuthorizedKey(t *testing.T) {
 		{[]string{"--role", "b-remote"}, "no port"},
 		{[]string{"--role", "vpn", "--port", "2220"}, "unknown role"},
 		{[]string{"--role", "b-remote", "--port", "2221", "--pubkey", filepath.Join(t.TempDir(), "missing.pub")}, "no such file"},
+		{[]string{"--role", "b-remote", "--port", "2221", "--pubkey", pubFile, "--ca", pubFile}, "--pubkey and --ca exclude each other"},
+		{[]string{"--role", "b-remote", "--port", "2221", "--principals", "a"}, "principals= applies to a cert-authority line only"},
+		{[]string{"--role", "b-remote", "--port", "2221", "--ca", pubFile, "--principals", "a b"}, "without spaces or quotes"},
 	}
 	for _, c := range refused {
 		args := append([]string{"authorized-key"}, c.args...)
-		if !strings.Contains(strings.Join(c.args, " "), "--pubkey") {
+		if given := strings.Join(c.args, " "); !strings.Contains(given, "--pubkey") && !strings.Contains(given, "--ca") {
 			args = append(args, "--pubkey", pubFile)
 		}
 		code, out, errOut := runCmd(t, args...)

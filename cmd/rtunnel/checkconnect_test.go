@@ -123,7 +123,7 @@ func TestCheckConnectAllPass(t *testing.T) {
 		"  ok    connect "+hub+": TCP connection to 127.0.0.1:"+strconv.Itoa(h.hub.Port)+"\n",
 		"  ok    host key "+hub+": ssh-ed25519 SHA256:",
 		fmt.Sprintf("under the name [127.0.0.1]:%d\n", h.hub.Port),
-		"  ok    auth "+hub+": key "+h.key.Fingerprint+" accepted for user root\n",
+		"  ok    auth "+hub+": key "+h.key.Fingerprint+" ("+h.key.Private+") accepted for user root\n",
 		fmt.Sprintf("  ok    forward localhost:%d: %s allowed it (requested, then cancelled)\n", h.port, hub),
 		"  ok    local target "+h.target.Addr().String()+": accepts TCP connections",
 		"connect: all 5 steps passed\n")
@@ -158,8 +158,8 @@ func TestCheckConnectFailures(t *testing.T) {
 		}
 		wantLines(t, out,
 			"  ok    host key "+hub,
-			"  FAIL  auth "+hub+": 127.0.0.1:"+strconv.Itoa(h.hub.Port)+" refused the key "+h.key.Fingerprint,
-			"fix: compare "+h.key.Fingerprint+" with `ssh-keygen -l -f ~root/.ssh/authorized_keys` on 127.0.0.1",
+			"  FAIL  auth "+hub+": 127.0.0.1:"+strconv.Itoa(h.hub.Port)+" refused key "+h.key.Fingerprint+" ("+h.key.Private+") for user root",
+			"fix: compare the fingerprints with `ssh-keygen -l -f ~root/.ssh/authorized_keys` on 127.0.0.1",
 			`permitlisten="none"`,
 			"  ok    local target "+local,
 			"connect: 1 of 4 steps failed\n")

@@ -120,8 +120,8 @@ func TestImportAutosshTable(t *testing.T) {
 			t.Errorf("%q:\n got server %s forwards %q jumps %q eoff %v\nwant server %s forwards %q jumps %q eoff %v\n%s",
 				c.args, tun.Server, fw, jumps, tun.ExitOnForwardFailure, c.server, c.forwards, c.jumps, c.eoff, out)
 		}
-		if c.identity != "" && tun.Server.Identity != c.identity {
-			t.Errorf("%q: identity %s, want %s", c.args, tun.Server.Identity, c.identity)
+		if c.identity != "" && strings.Join(tun.Server.Identities, ",") != c.identity {
+			t.Errorf("%q: identity %s, want %s", c.args, tun.Server.Identities, c.identity)
 		}
 		if c.knownHosts != "" && tun.Server.KnownHosts != c.knownHosts {
 			t.Errorf("%q: known_hosts %s, want %s", c.args, tun.Server.KnownHosts, c.knownHosts)
@@ -188,8 +188,8 @@ WantedBy=multi-user.target
 	if tun.Keepalive.Interval.Seconds() != 60 || tun.Keepalive.CountMax != 2 || !tun.ExitOnForwardFailure {
 		t.Errorf("keepalive %+v eoff %v, want 60s x 2 and true from the unit's options", tun.Keepalive, tun.ExitOnForwardFailure)
 	}
-	if tun.Server.Identity != "/etc/rtunnel/id_ed25519" || tun.Server.KnownHosts != "/root/.ssh/known_hosts" {
-		t.Errorf("identity %s known_hosts %s", tun.Server.Identity, tun.Server.KnownHosts)
+	if strings.Join(tun.Server.Identities, ",") != "/etc/rtunnel/id_ed25519" || tun.Server.KnownHosts != "/root/.ssh/known_hosts" {
+		t.Errorf("identity %s known_hosts %s", tun.Server.Identities, tun.Server.KnownHosts)
 	}
 	for _, note := range []string{"AUTOSSH_GATETIME=0", "AUTOSSH_POLL=60", "AUTOSSH_PIDFILE=/run/autossh.pid", "AUTOSSH_LOGLEVEL=7"} {
 		if !strings.Contains(out, "# - "+note) {

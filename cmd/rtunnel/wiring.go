@@ -12,8 +12,10 @@ import (
 // tunnelConfig maps one config.Tunnel to what package tunnel needs.
 func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunnel.Observer) tunnel.Config {
 	endpoint := func(e config.Endpoint) tunnel.Endpoint {
-		return tunnel.Endpoint{User: e.User, Host: e.Host, Port: e.Port, Identity: e.Identity,
-			KnownHosts: e.KnownHosts, ConnectTimeout: e.ConnectTimeout}
+		return tunnel.Endpoint{User: e.User, Host: e.Host, Port: e.Port,
+			Identities: e.Identities, Certificate: e.Certificate, IdentityAgent: e.IdentityAgent,
+			KnownHosts: e.KnownHosts, HostKeyAlias: e.HostKeyAlias, AcceptNew: e.AcceptNew, HashKnownHosts: e.HashKnownHosts,
+			ConnectTimeout: e.ConnectTimeout}
 	}
 	tc := tunnel.Config{
 		Name:                 t.Name,

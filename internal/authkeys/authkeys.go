@@ -99,6 +99,12 @@ type Spec struct {
 	// SocketsOnly allows a listening key no TCP port at all: it forwards
 	// Unix sockets only, which permitlisten does not govern.
 	SocketsOnly bool
+	// CertAuthority makes the line trust certificates signed by the key
+	// (a CA's public key): cert-authority in front of the guide's options.
+	CertAuthority bool
+	// Principals is an optional principals="..." list for a cert-authority
+	// line; without it sshd wants the login user among the certificate's.
+	Principals string
 }
 
 // Options returns the option list of the line, without the key, exactly as
@@ -161,7 +167,11 @@ func Options(s Spec) (string, error) {
 	} else {
 		own = append(own, opens...)
 	}
-	opts := append([]string{"restrict", "port-forwarding"}, own...)
+	opts := []string{"restrict", "port-forwarding"}
+	if s.CertAuthority {
+		opts = append([]string{"cert-authority"}, opts...)
+	}
+	opts = append(opts, own...)
 	opts = append(opts, other...)
 	opts = append(opts, `command="/bin/false"`)
 	if s.From != "" {
@@ -169,6 +179,15 @@ func Options(s Spec) (string, error) {
 			return "", err
 		}
 		opts = append(opts, `from="`+s.From+`"`)
+	}
+	if s.Principals != "" {
+		if !s.CertAuthority {
+			return "", errors.New("principals= applies to a cert-authority line only: give the CA's public key with --ca")
+		}
+		if strings.ContainsAny(s.Principals, "\" \t\n") {
+			return "", fmt.Errorf("principals %q: a comma-separated list of names without spaces or quotes", s.Principals)
+		}
+		opts = append(opts, `principals="`+s.Principals+`"`)
 	}
 	return strings.Join(opts, ","), nil
 }
