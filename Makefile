@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # The whole suite stays well under CI's limit; the long soak is `make soak`.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build deps test lint demo bench bench-smoke soak fuzz package systemd-test clean
+.PHONY: all build deps test lint demo bench bench-smoke fleet soak fuzz package systemd-test clean
 
 all: build
 
@@ -43,6 +43,15 @@ demo: deps build
 bench:
 	@bash scripts/install-deps.sh --bench
 	RTUNNEL_BENCH=1 $(GO) test -run 'TestBench$$' -v -count=1 -timeout 60m ./bench/
+
+# N remotes, one process each, against one stock sshd in a network namespace:
+# cold start, hub reboot, idle cost (docs/FLEET.md). CLIENT=autossh measures
+# `autossh -M 0` instead. Writes bench/results/fleet-*.json.
+N      ?= 100
+CLIENT ?= rtunnel
+fleet:
+	@bash scripts/install-deps.sh --fleet
+	RTUNNEL_FLEET=1 $(GO) test -run 'TestFleet$$' -v -count=1 -timeout 90m ./fleet/ -args -n=$(N) -client=$(CLIENT)
 
 soak: deps
 	RTUNNEL_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak ./e2e/...

@@ -18,8 +18,14 @@ need nft nftables
 need pgrep procps
 need git git
 need ping iputils-ping
-if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
+if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ] || [ "${1:-}" = "--fleet" ]; then
 	need autossh autossh
+fi
+if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--fleet" ]; then
+	# fleet/: a login user for the hub, and the hub-side fleet view.
+	need useradd passwd
+	need prometheus prometheus
+	need prometheus-blackbox-exporter prometheus-blackbox-exporter
 fi
 if [ "${1:-}" = "--test" ]; then
 	# deploy/check.sh: alert rules, unit files, shell scripts.

@@ -1,0 +1,149 @@
+package fleet
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A client's cost is read from /proc for its whole process tree: autossh
+// and its ssh count together, as they would in an operator's unit.
+
+// clkTck is USER_HZ, the unit of utime/stime in /proc/PID/stat (100 on
+// every architecture Go supports).
+const clkTck = 100
+
+// usage is one process tree at one moment.
+type usage struct {
+	wakeups uint64 // voluntary context switches of every thread: each is a sleep that ended
+	ticks   uint64 // user + system CPU
+	pss     uint64 // bytes
+	rss     uint64 // bytes
+	threads int
+}
+
+// treeUsage sums root and its descendants.
+func treeUsage(root int) usage {
+	var u usage
+	for _, pid := range treePIDs(root) {
+		dir := "/proc/" + strconv.Itoa(pid)
+		tasks, _ := filepath.Glob(dir + "/task/*/status")
+		for _, st := range tasks {
+			u.wakeups += statusField(st, "voluntary_ctxt_switches")
+		}
+		u.threads += len(tasks)
+		if b, err := os.ReadFile(dir + "/stat"); err == nil {
+			if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+				f := bytes.Fields(b[i+1:])
+				if len(f) > 12 {
+					ut, _ := strconv.ParseUint(string(f[11]), 10, 64)
+					stm, _ := strconv.ParseUint(string(f[12]), 10, 64)
+					u.ticks += ut + stm
+				}
+			}
+		}
+		u.pss += statusField(dir+"/smaps_rollup", "Pss") * 1024
+		u.rss += statusField(dir+"/smaps_rollup", "Rss") * 1024
+	}
+	return u
+}
+
+// statusField reads "Key:  N ..." from a /proc file.
+func statusField(path, key string) uint64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || k != key {
+			continue
+		}
+		fs := strings.Fields(v)
+		if len(fs) == 0 {
+			return 0
+		}
+		n, _ := strconv.ParseUint(fs[0], 10, 64)
+		return n
+	}
+	return 0
+}
+
+// treePIDs is root and every descendant, from /proc's parent links.
+func treePIDs(root int) []int {
+	names, _ := filepath.Glob("/proc/[0-9]*/stat")
+	children := map[int][]int{}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(b[i+1:])
+		if len(f) < 2 || f[0][0] == 'Z' {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(n)))
+		ppid, _ := strconv.Atoi(string(f[1]))
+		children[ppid] = append(children[ppid], pid)
+	}
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// idleCost is what idle clients cost, per process, over a window.
+type idleCost struct {
+	Procs          int     `json:"procs"`
+	WindowS        float64 `json:"window_s"`
+	WakeupsPerS    float64 `json:"wakeups_per_s"`
+	CPUMsPerMin    float64 `json:"cpu_ms_per_min"`
+	PSSMiB         float64 `json:"pss_mib"`
+	RSSMiB         float64 `json:"rss_mib"`
+	Threads        float64 `json:"threads"`
+	Goroutines     float64 `json:"goroutines,omitempty"`
+	TunnelsPerProc int     `json:"tunnels_per_proc"`
+}
+
+// measureIdle samples every root's tree at the start and end of window and
+// reports the mean per process.
+func measureIdle(roots []int, window time.Duration) idleCost {
+	before := make([]usage, len(roots))
+	for i, pid := range roots {
+		before[i] = treeUsage(pid)
+	}
+	start := time.Now()
+	time.Sleep(window) // the idle window itself
+	elapsed := time.Since(start).Seconds()
+	var wake, ticks, pss, rss uint64
+	threads := 0
+	for i, pid := range roots {
+		after := treeUsage(pid)
+		wake += after.wakeups - min(before[i].wakeups, after.wakeups)
+		ticks += after.ticks - min(before[i].ticks, after.ticks)
+		pss += after.pss
+		rss += after.rss
+		threads += after.threads
+	}
+	n := float64(len(roots))
+	return idleCost{
+		Procs:       len(roots),
+		WindowS:     elapsed,
+		WakeupsPerS: float64(wake) / elapsed / n,
+		CPUMsPerMin: float64(ticks) * 1000 / clkTck / elapsed * 60 / n,
+		PSSMiB:      float64(pss) / n / (1 << 20),
+		RSSMiB:      float64(rss) / n / (1 << 20),
+		Threads:     float64(threads) / n,
+	}
+}
