@@ -18,6 +18,7 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 		anyPort             bool
 		opens, sockets      []string
 		caFile, principals  string
+		metricsPort         string
 	)
 	var help strings.Builder
 	for _, r := range authkeys.Roles() {
@@ -32,6 +33,7 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 			"\nValues that OpenSSH rejects in authorized_keys (permitlisten=\"none\", \"\", \"localhost:0\") are\n" +
 			"refused: sshd would reject the whole key and log only \"Failed publickey\".",
 		Example: "  rtunnel authorized-key --role b-remote --port 2221 --pubkey id_remote_b.pub >> ~tunnel/.ssh/authorized_keys\n" +
+			"  rtunnel authorized-key --role b-remote --port 2221 --metrics-port 9221 --pubkey id_remote_b.pub\n" +
 			"  rtunnel authorized-key --role b-master --ports 2220,2221,2222 --pubkey master.pub\n" +
 			"  rtunnel authorized-key --role direct-remote --any-port --permitopen db.internal:5432 --pubkey id.pub\n" +
 			"  rtunnel authorized-key --role direct-remote --socket /run/hub/remote-7.sock --pubkey id.pub\n" +
@@ -57,6 +59,17 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 					return fail(fmt.Errorf("--ports: %v", err))
 				}
 				list = append(list, ps...)
+			}
+			if cmd.Flags().Changed("metrics-port") {
+				if !r.Listens() {
+					return fail(fmt.Errorf("--metrics-port: role %s opens ports (ProxyJump) and forwards none; "+
+						"give it to the remote's key (a role that listens), whose rtunnel forwards its /metrics", r))
+				}
+				p, err := authkeys.ParsePort(metricsPort)
+				if err != nil {
+					return fail(fmt.Errorf("--metrics-port: %v", err))
+				}
+				list = append(list, p)
 			}
 			flag := "--pubkey"
 			switch {
@@ -100,6 +113,8 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 	f.StringVar(&role, "role", "", "the key's role (see the list above)")
 	f.StringVar(&port, "port", "", "the port the role listens on or opens, e.g. 2220")
 	f.StringVar(&ports, "ports", "", "several ports, comma-separated (b-master: every remote's port)")
+	f.StringVar(&metricsPort, "metrics-port", "", "also let the key forward its rtunnel's /metrics to localhost:N on the hub "+
+		"for the hub's Prometheus (the fleet view, docs/FLEET.md); the remote's config needs the matching forward")
 	f.StringVar(&from, "from", "", `optional from="..." source addresses or CIDRs, comma-separated`)
 	f.StringVar(&pubFile, "pubkey", "", "the key's public key file (.pub)")
 	f.BoolVar(&anyPort, "any-port", false, `the key may ask the hub to pick a port (forwards with remote: localhost:0): permitlisten="localhost:*"`)

@@ -47,6 +47,8 @@ func TestAuthorizedKey(t *testing.T) {
 			`restrict,port-forwarding,permitopen="localhost:2210",permitlisten="255.255.255.255:9",command="/bin/false" ` + testPub},
 		{[]string{"--role", "b-master", "--ports", "2220,2221,2222"},
 			`restrict,port-forwarding,permitopen="localhost:2220",permitopen="localhost:2221",permitopen="localhost:2222",permitlisten="255.255.255.255:9",command="/bin/false" ` + testPub},
+		{[]string{"--role", "b-remote", "--port", "2221", "--metrics-port", "9221"},
+			`restrict,port-forwarding,permitlisten="localhost:2221",permitlisten="localhost:9221",permitopen="255.255.255.255:9",command="/bin/false" ` + testPub},
 		{[]string{"--role", "b-master", "--port", "2220", "--ports", "2221", "--from", "10.0.0.0/8"},
 			`restrict,port-forwarding,permitopen="localhost:2220",permitopen="localhost:2221",permitlisten="255.255.255.255:9",command="/bin/false",from="10.0.0.0/8" ` + testPub},
 		// remote: localhost:0 needs "*": sshd matches port 0 only against it.
@@ -91,6 +93,9 @@ func TestAuthorizedKey(t *testing.T) {
 		{[]string{"--role", "direct-remote", "--port", "2220", "--permitopen", "/run/hub/db.sock"}, "permitopen cannot name a socket path"},
 		{[]string{"--role", "b-master", "--ports", "2220,0"}, `permitlisten="localhost:0"`},
 		{[]string{"--role", "b-remote"}, "no port"},
+		{[]string{"--role", "b-remote", "--port", "2221", "--metrics-port", "2221"}, "given twice"},
+		{[]string{"--role", "b-remote", "--port", "2221", "--metrics-port", "0"}, "--metrics-port: port 0"},
+		{[]string{"--role", "b-master", "--port", "2221", "--metrics-port", "9221"}, "forwards none"},
 		{[]string{"--role", "vpn", "--port", "2220"}, "unknown role"},
 		{[]string{"--role", "b-remote", "--port", "2221", "--pubkey", filepath.Join(t.TempDir(), "missing.pub")}, "no such file"},
 		{[]string{"--role", "b-remote", "--port", "2221", "--pubkey", pubFile, "--ca", pubFile}, "--pubkey and --ca exclude each other"},

@@ -72,6 +72,10 @@ func (r Role) Describe() string {
 	return fmt.Sprintf("key of %s on %s: %s (ports go in %s)", ri.keyOf, ri.on, ri.uses, side)
 }
 
+// Listens reports whether the role's ports go in permitlisten: the key may
+// forward them (-R) rather than open them.
+func (r Role) Listens() bool { return roles[r].listen }
+
 // ParseRole accepts a role name as listed by Roles.
 func ParseRole(s string) (Role, error) {
 	if _, ok := roles[Role(s)]; ok {
