@@ -104,6 +104,15 @@ if have promtool prometheus; then
 		bad "promtool check rules"
 		show "$W/rules"
 	fi
+	# The hub's fleet config, with its rule file taken from here.
+	sed "s|/etc/prometheus/rtunnel.rules.yml|$PWD/deploy/prometheus/rtunnel.rules.yml|" \
+		deploy/prometheus/fleet.prometheus.yml >"$W/fleet.yml"
+	if promtool check config "$W/fleet.yml" >"$W/fleetcfg" 2>&1; then
+		ok "promtool check config deploy/prometheus/fleet.prometheus.yml"
+	else
+		bad "promtool check config deploy/prometheus/fleet.prometheus.yml"
+		show "$W/fleetcfg"
+	fi
 	if promtool test rules deploy/prometheus/rtunnel.rules.test.yml >"$W/rtest" 2>&1; then
 		ok "promtool test rules deploy/prometheus/rtunnel.rules.test.yml"
 	else
