@@ -46,12 +46,14 @@ bench:
 
 # N remotes, one process each, against one stock sshd in a network namespace:
 # cold start, hub reboot, idle cost (docs/FLEET.md). CLIENT=autossh measures
-# `autossh -M 0` instead. Writes bench/results/fleet-*.json.
-N      ?= 100
-CLIENT ?= rtunnel
+# `autossh -M 0` instead; MAXSTARTUPS=100:30:1000 the hub snippet's setting.
+# Writes bench/results/fleet-*.json.
+N           ?= 100
+CLIENT      ?= rtunnel
+MAXSTARTUPS ?= 10:30:100
 fleet:
 	@bash scripts/install-deps.sh --fleet
-	RTUNNEL_FLEET=1 $(GO) test -run 'TestFleet$$' -v -count=1 -timeout 90m ./fleet/ -args -n=$(N) -client=$(CLIENT)
+	RTUNNEL_FLEET=1 $(GO) test -run 'TestFleet$$' -v -count=1 -timeout 90m ./fleet/ -args -n=$(N) -client=$(CLIENT) -maxstartups=$(MAXSTARTUPS)
 
 soak: deps
 	RTUNNEL_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak ./e2e/...

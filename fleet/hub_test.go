@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -25,14 +26,17 @@ import (
 // hubSSHD is what the hub changes from sshd's compiled-in defaults: only
 // what a test sshd needs (a fixed authorized_keys file, one allowed user)
 // and the defaults that sshdtest raises for its other tests, put back.
-// MaxStartups 10:30:100 and MaxSessions 10 are OpenSSH's defaults; the
-// listen backlog is sshd's fixed 128.
+// MaxStartups is OpenSSH's 10:30:100 unless -maxstartups says otherwise
+// (deploy/hub's snippet sets 100:30:1000); MaxSessions 10 is the default;
+// the listen backlog is sshd's fixed 128.
 const hubSSHD = `PermitRootLogin no
-MaxStartups 10:30:100
+MaxStartups %[3]s
 MaxSessions 10
 AllowUsers %[1]s
 AuthorizedKeysFile %[2]s
 `
+
+var flagMaxStartups = flag.String("maxstartups", "10:30:100", "fleet: the hub's MaxStartups (OpenSSH's default; deploy/hub sets 100:30:1000)")
 
 // echoAddr is every remote's forward target: an echo service in the hub's
 // namespace, so a byte sent to a forwarded port comes back only if the
@@ -86,7 +90,7 @@ func newHub(t *testing.T, dir string) *hub {
 }
 `)
 	h.srv = sshdtest.Start(t, sshdtest.Options{Name: "hub", NetNS: h.ns, ListenAddr: "127.0.0.1", Port: 22,
-		Extra: fmt.Sprintf(hubSSHD, h.user, filepath.Join(keysDir, "authorized_keys"))})
+		Extra: fmt.Sprintf(hubSSHD, h.user, filepath.Join(keysDir, "authorized_keys"), *flagMaxStartups)})
 	h.kh = filepath.Join(dir, "known_hosts")
 	h.srv.WriteKnownHosts(t, h.kh, "127.0.0.1")
 	return h

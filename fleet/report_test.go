@@ -22,10 +22,12 @@ type result struct {
 	N       int        `json:"n"`
 	Machine machine    `json:"machine"`
 	OutageS float64    `json:"outage_s"`
-	Cold    phase      `json:"cold_start"`
-	Reboot  phase      `json:"reboot"`
-	Idle    idleCost   `json:"idle"`
-	Hub     hubCost    `json:"hub"`
+	// MaxStartups is the hub's setting.
+	MaxStartups string   `json:"hub_maxstartups"`
+	Cold        phase    `json:"cold_start"`
+	Reboot      phase    `json:"reboot"`
+	Idle        idleCost `json:"idle"`
+	Hub         hubCost  `json:"hub"`
 	// OneProcess is the same N tunnels in one rtunnel process.
 	OneProcess *onePhase `json:"one_process,omitempty"`
 }
@@ -63,7 +65,8 @@ type onePhase struct {
 }
 
 func newResult(t *testing.T, o fleetOptions) *result {
-	r := &result{Date: time.Now().UTC().Format(time.RFC3339), Client: o.kind, N: o.n, OutageS: o.outage.Seconds()}
+	r := &result{Date: time.Now().UTC().Format(time.RFC3339), Client: o.kind, N: o.n, OutageS: o.outage.Seconds(),
+		MaxStartups: *flagMaxStartups}
 	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		r.Commit = strings.TrimSpace(string(out))
 	}
@@ -95,7 +98,7 @@ func (r *result) table() string {
 		return fmt.Sprintf("%s / %s / %s (%d of %d)", secs(p.P50), secs(p.P90), secs(p.P100), p.Up, p.Of)
 	}
 	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
-	fmt.Fprintf(&b, "| %s, N=%d (%s, commit %s) | |\n|---|---|\n", r.Client, r.N, r.Date, r.Commit)
+	fmt.Fprintf(&b, "| %s, N=%d, MaxStartups %s (%s, commit %s) | |\n|---|---|\n", r.Client, r.N, r.MaxStartups, r.Date, r.Commit)
 	row("cold start: 50 / 90 / 100 % of forwards up", ramp(r.Cold.Ramp))
 	row("cold start: sshd forks, logins, MaxStartups drops, wasted children", hubRow(r.Cold.Hub))
 	row(fmt.Sprintf("reboot (down %.0f s): 50 / 90 / 100 %% back after sshd returns", r.OutageS), ramp(r.Reboot.Ramp))
