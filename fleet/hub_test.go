@@ -248,8 +248,8 @@ func (h *hub) listening() map[int]bool {
 // that reached port 22 while it was down and when it listened again.
 func (h *hub) reboot(t *testing.T, outage time.Duration) (syns int, back time.Time) {
 	t.Helper()
-	h.srv.Kill()
 	h.resetSYNs(t)
+	h.srv.Kill()
 	time.Sleep(outage) // the outage itself, not a synchronisation
 	syns = h.resetSYNs(t)
 	h.srv.Restart(t)
