@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # The whole suite stays well under CI's limit; the long soak is `make soak`.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build deps test lint demo bench bench-smoke fleet soak fuzz package clean
+.PHONY: all build deps test lint demo bench bench-smoke fleet soak fuzz package systemd-test clean
 
 all: build
 
@@ -69,6 +69,16 @@ fuzz:
 
 package:
 	bash packaging/package.sh
+
+# The installed .deb under systemd 252 as PID 1: a Debian 12 container booted
+# with systemd-nspawn (root only). The container root is built once with
+# debootstrap and cached in /var/cache/rtunnel; see packaging/README.md.
+SYSTEMD_TEST_TRANSCRIPT ?= $(CURDIR)/dist/systemd-test.transcript
+systemd-test:
+	@bash scripts/install-deps.sh --systemd
+	@mkdir -p $(dir $(SYSTEMD_TEST_TRANSCRIPT))
+	RTUNNEL_SYSTEMD_TEST=1 RTUNNEL_SYSTEMD_TRANSCRIPT=$(SYSTEMD_TEST_TRANSCRIPT) \
+		$(GO) test -count=1 -v -timeout 20m -run '^TestSystemd$$' ./packaging/systemdtest/
 
 clean:
 	rm -rf bin dist

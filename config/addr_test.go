@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -51,7 +52,7 @@ func TestParseAddr(t *testing.T) {
 	} {
 		got, err := ParseAddr(c.in, c.allowZero)
 		if c.err == "" {
-			if err != nil || got != c.want {
+			if err != nil || !reflect.DeepEqual(got, c.want) {
 				t.Errorf("ParseAddr(%q, %v) = %+v, %v; want %+v", c.in, c.allowZero, got, err, c.want)
 			}
 			if back, err := ParseAddr(got.String(), c.allowZero); err != nil || back != got {
@@ -133,10 +134,10 @@ func TestParseEndpoint(t *testing.T) {
 	} {
 		got, err := ParseEndpoint(c.in)
 		if c.err == "" {
-			if err != nil || got != c.want {
+			if err != nil || !reflect.DeepEqual(got, c.want) {
 				t.Errorf("ParseEndpoint(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
 			}
-			if back, err := ParseEndpoint(got.String()); err != nil || back != got {
+			if back, err := ParseEndpoint(got.String()); err != nil || !reflect.DeepEqual(back, got) {
 				t.Errorf("ParseEndpoint(%q).String() = %q does not parse back: %+v, %v", c.in, got.String(), back, err)
 			}
 			continue
@@ -144,17 +145,21 @@ func TestParseEndpoint(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.err) {
 			t.Errorf("ParseEndpoint(%q) = %+v, %v; want error containing %q", c.in, got, err, c.err)
 		}
-		if got != (Endpoint{}) {
+		if !reflect.DeepEqual(got, Endpoint{}) {
 			t.Errorf("ParseEndpoint(%q) returned %+v with its error", c.in, got)
 		}
 	}
 }
 
 func TestEndpointString(t *testing.T) {
-	for e, want := range map[Endpoint]string{
-		{User: "u", Host: "h", Port: 22}:   "u@h:22",
-		{User: "u", Host: "::1", Port: 22}: "u@[::1]:22",
+	for _, c := range []struct {
+		e    Endpoint
+		want string
+	}{
+		{Endpoint{User: "u", Host: "h", Port: 22}, "u@h:22"},
+		{Endpoint{User: "u", Host: "::1", Port: 22}, "u@[::1]:22"},
 	} {
+		e, want := c.e, c.want
 		if got := e.String(); got != want {
 			t.Errorf("%+v.String() = %q, want %q", e, got, want)
 		}

@@ -57,7 +57,7 @@ func splitAlias(s string) (user, alias string, port int, err error) {
 
 // tunnelFromSSHConfig fills t from the alias server: names in the
 // ssh_config at path. Every value written in rtunnel's own config wins.
-func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode *yaml.Node) {
+func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string, serverNode *yaml.Node, a auth, jumpNode, forwardsNode, localForwardsNode *yaml.Node) {
 	serverKey := key + ".server"
 	s := d.required(n, serverNode, serverKey, "write server: ALIAS, a Host of "+path)
 	if s == "" {
@@ -131,32 +131,51 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 		use.add("exit_on_forward_failure", strconv.FormatBool(t.ExitOnForwardFailure), from(h, "exitonforwardfailure", "ExitOnForwardFailure"))
 	}
 
-	// Identity and known_hosts: rtunnel's if written, else the alias's.
-	endpointFiles := func(ep *Endpoint, h *sshconfig.Host, label string, identity, knownHosts bool) {
-		if identity {
-			id, idFrom, err := identityOf(h)
+	// Keys, certificate, agent and host key checking: rtunnel's if
+	// written, else the alias's.
+	endpointFiles := func(ep *Endpoint, h *sshconfig.Host, label string, a auth) {
+		add := func(k, v, from string) { use.add(strings.TrimSpace(strings.TrimSuffix(label, ": ")+" "+k), v, from) }
+		if a.identity == nil && a.agent == nil {
+			if ag := h.IdentityAgent; ag != "" && ag != "none" {
+				ep.IdentityAgent = ag
+				add("identity_agent", ag, from(h, "identityagent", "IdentityAgent"))
+			}
+			ids, idFrom, err := identitiesOf(h)
+			switch {
+			case err != nil && ep.IdentityAgent == "":
+				fail("%s%v", label, err)
+			case err == nil:
+				ep.Identities = ids
+				add("identity", strings.Join(ids, ","), idFrom)
+			}
+		}
+		if a.certificate == nil && len(h.CertificateFiles) > 0 {
+			c, err := certificateOf(h)
 			if err != nil {
 				fail("%s%v", label, err)
 			}
-			ep.Identity = id
-			use.add(strings.TrimSpace(strings.TrimSuffix(label, ": ")+" identity"), id, idFrom)
+			ep.Certificate = c
+			add("certificate", c, from(h, "certificatefile", "CertificateFile"))
 		}
-		if knownHosts {
-			kh, khFrom, err := knownHostsOf(h)
+		if a.hostKeyAlias == nil && h.HostKeyAlias != "" {
+			ep.HostKeyAlias = h.HostKeyAlias
+			add("host_key_alias", h.HostKeyAlias, from(h, "hostkeyalias", "HostKeyAlias"))
+		}
+		if a.strict == nil && h.StrictHostKeyChecking == "accept-new" {
+			ep.AcceptNew = true
+			add("strict_host_key_checking", "accept-new", from(h, "stricthostkeychecking", "StrictHostKeyChecking"))
+		}
+		if a.knownHosts == nil {
+			kh, khFrom, err := knownHostsOf(h, ep.AcceptNew)
 			if err != nil {
 				fail("%s%v", label, err)
 			}
 			ep.KnownHosts = kh
-			use.add(strings.TrimSpace(strings.TrimSuffix(label, ": ")+" known_hosts"), kh, khFrom)
+			add("known_hosts", kh, khFrom)
 		}
 	}
-	endpointFiles(&t.Server, h, "", identityNode == nil, knownHostsNode == nil)
-	if identityNode != nil {
-		t.Server.Identity = d.requiredPath(n, identityNode, key+".identity", hintIdentity)
-	}
-	if knownHostsNode != nil {
-		t.Server.KnownHosts = d.requiredPath(n, knownHostsNode, key+".known_hosts", hintKnownHosts)
-	}
+	endpointFiles(&t.Server, h, "", a)
+	d.applyAuth(n, key, a, &t.Server, false)
 	t.Server.ConnectTimeout = t.ConnectTimeout
 
 	if jumpNode != nil {
@@ -174,16 +193,28 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				}
 			}
 			use.add("jump", ep.String(), from(h, "proxyjump", "ProxyJump")+" -> "+from(hop, "hostname", "HostName"))
-			endpointFiles(&ep, hop, "jump "+hop.Alias+": ", true, true)
+			endpointFiles(&ep, hop, "jump "+hop.Alias+": ", auth{})
 			t.Jump = append(t.Jump, ep)
 		}
 	}
 
+	if localForwardsNode == nil {
+		for _, f := range h.LocalForwards {
+			lf, err := localForwardFromSSH(f)
+			if err != nil {
+				fail("LocalForward %s (%s): %v", f, from(h, "localforward", "LocalForward"), err)
+				continue
+			}
+			lf.Line = serverNode.Line
+			t.LocalForwards = append(t.LocalForwards, lf)
+			use.add("local_forwards", lf.ListenString()+"->"+lf.ConnectString(), from(h, "localforward", "LocalForward"))
+		}
+	}
 	switch {
 	case forwardsNode != nil:
 		t.Forwards = d.forwards(forwardsNode, key+".forwards", []string{hubOf(*t)}, t.Name)
-	case len(h.RemoteForwards) == 0:
-		fail("no RemoteForward for this Host, and no forwards: in rtunnel's config: add one or the other")
+	case len(h.RemoteForwards) == 0 && len(t.LocalForwards) == 0:
+		fail("no RemoteForward or LocalForward for this Host, and no forwards: in rtunnel's config: add one or the other")
 	default:
 		for _, f := range h.RemoteForwards {
 			fw, err := forwardFromSSH(f)
@@ -192,7 +223,9 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				continue
 			}
 			fw.Line = serverNode.Line
-			d.claimPort(serverNode, key+".server", hubOf(*t), t.Name, fw.Remote)
+			if fw.RemotePath == "" && fw.Remote.Port != 0 { // a socket or a hub-picked port claims no port
+				d.claimPort(serverNode, key+".server", hubOf(*t), t.Name, fw.Remote)
+			}
 			t.Forwards = append(t.Forwards, fw)
 			use.add("forwards", fw.String(), from(h, "remoteforward", "RemoteForward"))
 		}
@@ -224,30 +257,19 @@ func notYet(h *sshconfig.Host) []string {
 		src := h.Set[directive]
 		return fmt.Sprintf("%s:%d", src.File, src.Line)
 	}
-	if _, ok := h.Set["certificatefile"]; ok {
-		out = append(out, at("certificatefile")+": CertificateFile is not supported yet: remove it, or log in with a plain key")
-	}
-	if _, ok := h.Set["identityagent"]; ok && h.IdentityAgent != "none" {
-		out = append(out, at("identityagent")+": IdentityAgent is not supported yet: name a key file with IdentityFile")
-	}
-	if _, ok := h.Set["hostkeyalias"]; ok {
-		out = append(out, at("hostkeyalias")+": HostKeyAlias is not supported yet: rtunnel looks the host key up under HostName")
-	}
-	if _, ok := h.Set["localforward"]; ok {
-		out = append(out, at("localforward")+": LocalForward is not supported yet: rtunnel carries remote forwards only")
+	if ag := h.IdentityAgent; strings.HasPrefix(ag, "$") {
+		out = append(out, at("identityagent")+": IdentityAgent "+ag+": rtunnel reads no environment variable but SSH_AUTH_SOCK: write the socket's path")
 	}
 	switch h.StrictHostKeyChecking {
-	case "accept-new":
-		out = append(out, at("stricthostkeychecking")+": StrictHostKeyChecking accept-new is not supported yet: add the key with ssh-keyscan and use yes")
 	case "false":
 		out = append(out, at("stricthostkeychecking")+": StrictHostKeyChecking no: rtunnel never connects to a host whose key it cannot check; remove it and add the key to known_hosts")
 	}
 	return out
 }
 
-// identityOf is the key ssh would offer first: the first IdentityFile that
-// exists, or the first of ssh's default keys that exists.
-func identityOf(h *sshconfig.Host) (path, from string, err error) {
+// identitiesOf are the keys ssh would offer, in order: the IdentityFiles
+// that exist (ssh skips the others), or ssh's default keys that exist.
+func identitiesOf(h *sshconfig.Host) (paths []string, from string, err error) {
 	files, src := h.IdentityFiles, h.Set["identityfile"]
 	if len(files) == 0 {
 		files = []string{"~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519"}
@@ -256,28 +278,59 @@ func identityOf(h *sshconfig.Host) (path, from string, err error) {
 	for _, f := range files {
 		p, err := h.ExpandPath(f)
 		if err != nil {
-			return "", "", fmt.Errorf("%s:%d: IdentityFile %v", src.File, src.Line, err)
+			return nil, "", fmt.Errorf("%s:%d: IdentityFile %v", src.File, src.Line, err)
 		}
 		if !filepath.IsAbs(p) {
-			return "", "", fmt.Errorf("%s:%d: IdentityFile %q is relative: ssh takes it from its current directory, a service's is /: write the full path", src.File, src.Line, f)
+			return nil, "", fmt.Errorf("%s:%d: IdentityFile %q is relative: ssh takes it from its current directory, a service's is /: write the full path", src.File, src.Line, f)
 		}
 		tried = append(tried, p)
 		if _, err := os.Stat(p); err == nil {
-			if src.File == "" {
-				return p, "default (ssh's first default key that exists)", nil
-			}
-			return p, fmt.Sprintf("%s:%d IdentityFile", src.File, src.Line), nil
+			paths = append(paths, p)
 		}
 	}
-	if src.File == "" {
-		return "", "", fmt.Errorf("no IdentityFile, and none of ssh's default keys exists (%s): add IdentityFile, or set identity in rtunnel's config", strings.Join(tried, ", "))
+	switch {
+	case len(paths) > 0 && src.File == "":
+		return paths, "default (ssh's default keys that exist)", nil
+	case len(paths) > 0:
+		return paths, fmt.Sprintf("%s:%d IdentityFile", src.File, src.Line), nil
+	case src.File == "":
+		return nil, "", fmt.Errorf("no IdentityFile, and none of ssh's default keys exists (%s): add IdentityFile, or set identity in rtunnel's config", strings.Join(tried, ", "))
 	}
-	return "", "", fmt.Errorf("%s:%d: no IdentityFile exists (%s): fix the path, or set identity in rtunnel's config", src.File, src.Line, strings.Join(tried, ", "))
+	return nil, "", fmt.Errorf("%s:%d: no IdentityFile exists (%s): fix the path, or set identity in rtunnel's config", src.File, src.Line, strings.Join(tried, ", "))
+}
+
+// certificateOf is the alias's CertificateFile; rtunnel takes one.
+func certificateOf(h *sshconfig.Host) (string, error) {
+	src := h.Set["certificatefile"]
+	if len(h.CertificateFiles) > 1 {
+		return "", fmt.Errorf("%s:%d: %d CertificateFile lines: rtunnel offers one explicit certificate (a KEY-cert.pub beside each IdentityFile is used anyway): keep one",
+			src.File, src.Line, len(h.CertificateFiles))
+	}
+	p, err := h.ExpandPath(h.CertificateFiles[0])
+	if err != nil {
+		return "", fmt.Errorf("%s:%d: CertificateFile %v", src.File, src.Line, err)
+	}
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("%s:%d: CertificateFile %q is relative: write the full path", src.File, src.Line, h.CertificateFiles[0])
+	}
+	return p, nil
 }
 
 // knownHostsOf is the first known_hosts file of the alias that exists:
-// UserKnownHostsFile, then GlobalKnownHostsFile.
-func knownHostsOf(h *sshconfig.Host) (path, from string, err error) {
+// UserKnownHostsFile, then GlobalKnownHostsFile. With accept-new it is the
+// first UserKnownHostsFile even if missing: ssh creates it there.
+func knownHostsOf(h *sshconfig.Host, acceptNew bool) (path, from string, err error) {
+	if acceptNew {
+		for _, p := range h.UserKnownHostsFiles {
+			if p == "none" || p == "/dev/null" {
+				continue
+			}
+			if src, ok := h.Set["userknownhostsfile"]; ok {
+				return p, fmt.Sprintf("%s:%d UserKnownHostsFile", src.File, src.Line), nil
+			}
+			return p, "default UserKnownHostsFile", nil
+		}
+	}
 	var tried []string
 	for _, list := range []struct {
 		files     []string
@@ -300,29 +353,74 @@ func knownHostsOf(h *sshconfig.Host) (path, from string, err error) {
 	return "", "", fmt.Errorf("no known_hosts file exists (%s): add the hub's key with ssh-keyscan, or set known_hosts in rtunnel's config", strings.Join(tried, ", "))
 }
 
-var errNotYet = errors.New("not supported yet")
-
-// forwardFromSSH turns a RemoteForward into rtunnel's forward.
+// forwardFromSSH turns a RemoteForward into rtunnel's forward: a socket
+// path on either side, and port 0 (the hub picks), map as they are.
 func forwardFromSSH(f sshconfig.Forward) (Forward, error) {
 	switch {
-	case f.ListenPath != "" || f.ConnectPath != "":
-		return Forward{}, fmt.Errorf("a Unix socket forward is %w", errNotYet)
-	case f.ListenPort == 0:
-		return Forward{}, fmt.Errorf("port 0 (the hub picks) is %w", errNotYet)
+	case f.Dynamic:
+		return Forward{}, errors.New("a dynamic (SOCKS) remote forward is not supported: name the target, port:host:hostport")
 	case f.HasListenHost && (f.ListenHost == "" || f.ListenHost == "*"):
 		return Forward{}, errors.New("an empty or * bind address is not supported: write the address to bind, e.g. 0.0.0.0")
 	}
-	host := "localhost" // what ssh sends without a bind address
-	if f.HasListenHost {
-		host = f.ListenHost
+	var fw Forward
+	if f.ListenPath != "" {
+		if err := checkSocketPath(f.ListenPath); err != nil {
+			return Forward{}, err
+		}
+		fw.RemotePath = f.ListenPath
+	} else {
+		host := "localhost" // what ssh sends without a bind address
+		if f.HasListenHost {
+			host = f.ListenHost
+		}
+		remote, err := ParseAddr(net.JoinHostPort(host, strconv.Itoa(f.ListenPort)), true)
+		if err != nil {
+			return Forward{}, err
+		}
+		fw.Remote = remote
 	}
-	remote, err := ParseAddr(net.JoinHostPort(host, strconv.Itoa(f.ListenPort)), false)
-	if err != nil {
-		return Forward{}, err
+	var err error
+	fw.Local, fw.LocalPath, err = connectSide(f)
+	return fw, err
+}
+
+// localForwardFromSSH turns a LocalForward into rtunnel's local forward.
+func localForwardFromSSH(f sshconfig.Forward) (LocalForward, error) {
+	if f.Dynamic {
+		return LocalForward{}, errors.New("DynamicForward (SOCKS) is not supported: name the target, port:host:hostport")
 	}
-	local, err := ParseAddr(net.JoinHostPort(f.ConnectHost, strconv.Itoa(f.ConnectPort)), false)
-	if err != nil {
-		return Forward{}, err
+	var lf LocalForward
+	if f.ListenPath != "" {
+		if err := checkSocketPath(f.ListenPath); err != nil {
+			return LocalForward{}, err
+		}
+		lf.ListenPath = f.ListenPath
+	} else {
+		// Without a bind address ssh listens on loopback only
+		// (GatewayPorts no); "*" or an empty one means every address.
+		host := "localhost"
+		if f.HasListenHost {
+			host = f.ListenHost
+			if host == "" || host == "*" {
+				host = "0.0.0.0"
+			}
+		}
+		listen, err := ParseAddr(net.JoinHostPort(host, strconv.Itoa(f.ListenPort)), false)
+		if err != nil {
+			return LocalForward{}, err
+		}
+		lf.Listen = listen
 	}
-	return Forward{Remote: remote, Local: local}, nil
+	var err error
+	lf.Connect, lf.ConnectPath, err = connectSide(f)
+	return lf, err
+}
+
+// connectSide is a forward's target: a socket path or host:port.
+func connectSide(f sshconfig.Forward) (Addr, string, error) {
+	if f.ConnectPath != "" {
+		return Addr{}, f.ConnectPath, checkSocketPath(f.ConnectPath)
+	}
+	a, err := ParseAddr(net.JoinHostPort(f.ConnectHost, strconv.Itoa(f.ConnectPort)), false)
+	return a, "", err
 }

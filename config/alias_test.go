@@ -60,7 +60,7 @@ func TestAliasResolved(t *testing.T) {
 		fw = append(fw, f.String())
 	}
 	got := fmt.Sprintf("%s id=%s kh=%s keepalive=%s/%d timeout=%s eoff=%v fw=%v alg=%v",
-		tun.Server, tun.Server.Identity, tun.Server.KnownHosts, tun.Keepalive.Interval, tun.Keepalive.CountMax,
+		tun.Server, strings.Join(tun.Server.Identities, ","), tun.Server.KnownHosts, tun.Keepalive.Interval, tun.Keepalive.CountMax,
 		tun.Server.ConnectTimeout, tun.ExitOnForwardFailure, fw, tun.Algorithms[0].Spec)
 	want := fmt.Sprintf("tunnel@hub.example.net:2222 id=%s/id_hub kh=%s/known_hosts keepalive=30s/4 timeout=7s eoff=false fw=[localhost:2220->localhost:22 127.0.0.1:8080->10.0.0.5:80] alg=+aes128-cbc", dir, dir)
 	if got != want {
@@ -93,8 +93,8 @@ func TestAliasOwnValuesWin(t *testing.T) {
 		t.Fatal(err)
 	}
 	tun := cfg.Tunnels[0]
-	if tun.Server.String() != "bob@bobs-hub.example.net:2022" || tun.Server.Identity != dir+"/id_other" || tun.Server.KnownHosts != dir+"/known_hosts" {
-		t.Errorf("server %s id %s kh %s", tun.Server, tun.Server.Identity, tun.Server.KnownHosts)
+	if tun.Server.String() != "bob@bobs-hub.example.net:2022" || strings.Join(tun.Server.Identities, ",") != dir+"/id_other" || tun.Server.KnownHosts != dir+"/known_hosts" {
+		t.Errorf("server %s id %s kh %s", tun.Server, strings.Join(tun.Server.Identities, ","), tun.Server.KnownHosts)
 	}
 	if tun.Keepalive.Interval != 5*time.Second || tun.Keepalive.CountMax != 4 || tun.Server.ConnectTimeout != 3*time.Second || !tun.ExitOnForwardFailure {
 		t.Errorf("keepalive %+v timeout %s eoff %v: want 5s (own) x 4 (ssh_config), 3s, true", tun.Keepalive, tun.Server.ConnectTimeout, tun.ExitOnForwardFailure)
@@ -121,17 +121,54 @@ func TestNoSSHConfigReadsNone(t *testing.T) {
 	}
 }
 
+// Socket paths, port 0 and LocalForward map as ssh -G prints them.
+func TestAliasForwardKinds(t *testing.T) {
+	dir := aliasFiles(t, `Host hub
+    IdentityFile @DIR@/id_hub
+    UserKnownHostsFile @DIR@/known_hosts
+    RemoteForward /run/hub/remote-7.sock localhost:22
+    RemoteForward 0 localhost:8080
+    RemoteForward [::1]:2220 /run/app.sock
+    LocalForward 15432 db.internal:5432
+    LocalForward *:15433 db.internal:5433
+    LocalForward /run/rtunnel/db.sock /run/hub/db.sock
+`)
+	cfg, err := parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := cfg.Tunnels[0]
+	var got []string
+	for _, f := range tun.Forwards {
+		got = append(got, "R "+f.String())
+	}
+	for _, f := range tun.LocalForwards {
+		got = append(got, "L "+f.ListenString()+"->"+f.ConnectString())
+	}
+	want := "R /run/hub/remote-7.sock->localhost:22, R localhost:0->localhost:8080, R [::1]:2220->/run/app.sock, " +
+		"L localhost:15432->db.internal:5432, L 0.0.0.0:15433->db.internal:5433, L /run/rtunnel/db.sock->/run/hub/db.sock"
+	if g := strings.Join(got, ", "); g != want {
+		t.Errorf("forwards\n got %s\nwant %s", g, want)
+	}
+	var fromLines []string
+	for _, r := range tun.SSHConfig.Resolved {
+		if r.Key == "local_forwards" {
+			fromLines = append(fromLines, r.From)
+		}
+	}
+	if len(fromLines) != 3 || !strings.HasSuffix(fromLines[0], "ssh_config:7 LocalForward") {
+		t.Errorf("local_forwards resolved from %v, want ssh_config:7 LocalForward first", fromLines)
+	}
+}
+
 // Values rtunnel does not do yet are refused naming both files' lines.
 func TestAliasNotYetSupported(t *testing.T) {
 	cases := []struct{ line, want string }{
-		{"CertificateFile @DIR@/id_hub-cert.pub", "ssh_config:2: CertificateFile is not supported yet"},
-		{"IdentityAgent SSH_AUTH_SOCK", "ssh_config:2: IdentityAgent is not supported yet"},
-		{"HostKeyAlias hub-key", "ssh_config:2: HostKeyAlias is not supported yet"},
-		{"LocalForward 15432 db:5432", "ssh_config:2: LocalForward is not supported yet"},
-		{"StrictHostKeyChecking accept-new", "ssh_config:2: StrictHostKeyChecking accept-new is not supported yet"},
+		{"DynamicForward 1080", "ssh_config:2: DynamicForward is not supported"},
+		{"IdentityAgent $AGENT_SOCK", "ssh_config:2: IdentityAgent $AGENT_SOCK: rtunnel reads no environment variable but SSH_AUTH_SOCK"},
+		{"CertificateFile relative-cert.pub", "ssh_config:2: CertificateFile \"relative-cert.pub\" is relative"},
 		{"StrictHostKeyChecking no", "rtunnel never connects to a host whose key it cannot check"},
-		{"RemoteForward 0 localhost:22", "port 0 (the hub picks) is not supported yet"},
-		{"RemoteForward /run/hub.sock localhost:22", "a Unix socket forward is not supported yet"},
+		{"RemoteForward run/hub.sock localhost:22", "a Unix socket path must be absolute"},
 		{"ProxyCommand nc %h %p", "ssh_config:2: ProxyCommand is not supported"},
 		{"IdentityFile @DIR@/nope", "ssh_config:2: no IdentityFile exists (@DIR@/nope)"},
 	}
@@ -153,5 +190,59 @@ func TestAlgorithmSyntax(t *testing.T) {
 	_, err := parseIn(t, dir, "tunnels:\n  - name: hub\n    server: a@b\n    identity: id_hub\n    known_hosts: known_hosts\n    macs: \"+a, b\"\n    forwards: [{remote: localhost:2220, local: localhost:22}]\n")
 	if err == nil || !strings.Contains(err.Error(), `rtunnel.yaml:6: tunnels[hub].macs: "+a, b": write a comma-separated list without spaces`) {
 		t.Fatalf("Parse: %v", err)
+	}
+}
+
+// CertificateFile, IdentityAgent, several IdentityFiles, HostKeyAlias and
+// StrictHostKeyChecking accept-new map to rtunnel's keys, each shown by
+// rtunnel check with its line; rtunnel's own keys still win.
+func TestAliasIdentityAndTrust(t *testing.T) {
+	const cfg = `Host hub
+    HostName hub.example.net
+    User tunnel
+    IdentityFile @DIR@/id_hub
+    IdentityFile @DIR@/id_missing
+    IdentityFile @DIR@/id_other
+    CertificateFile @DIR@/id_hub-cert.pub
+    IdentityAgent SSH_AUTH_SOCK
+    HostKeyAlias hub-key
+    StrictHostKeyChecking accept-new
+    UserKnownHostsFile @DIR@/learned_hosts
+    RemoteForward 2220 localhost:22
+`
+	dir := aliasFiles(t, cfg)
+	c, err := parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := c.Tunnels[0].Server
+	got := fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v kh=%s", strings.Join(ep.Identities, ","), ep.Certificate,
+		ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew, ep.KnownHosts)
+	want := strings.ReplaceAll("ids=@DIR@/id_hub,@DIR@/id_other cert=@DIR@/id_hub-cert.pub agent=SSH_AUTH_SOCK alias=hub-key acceptnew=true kh=@DIR@/learned_hosts", "@DIR@", dir)
+	if got != want {
+		t.Errorf("resolved\n got %s\nwant %s", got, want)
+	}
+	from := map[string]string{}
+	for _, r := range c.Tunnels[0].SSHConfig.Resolved {
+		from[r.Key] = r.From
+	}
+	for key, line := range map[string]string{"identity": ":4 IdentityFile", "certificate": ":7 CertificateFile", "identity_agent": ":8 IdentityAgent",
+		"host_key_alias": ":9 HostKeyAlias", "strict_host_key_checking": ":10 StrictHostKeyChecking", "known_hosts": ":11 UserKnownHostsFile"} {
+		if !strings.HasSuffix(from[key], line) {
+			t.Errorf("check shows %s from %q, want ssh_config%s", key, from[key], line)
+		}
+	}
+
+	// rtunnel's keys win: its identity replaces both the files and the agent.
+	c, err = parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n    identity: [id_other]\n"+
+		"    known_hosts: known_hosts\n    strict_host_key_checking: \"yes\"\n    host_key_alias: other-key\n    certificate: other-cert.pub\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep = c.Tunnels[0].Server
+	got = fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v", strings.Join(ep.Identities, ","), ep.Certificate, ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew)
+	want = strings.ReplaceAll("ids=@DIR@/id_other cert=@DIR@/other-cert.pub agent= alias=other-key acceptnew=false", "@DIR@", dir)
+	if got != want {
+		t.Errorf("with rtunnel's keys\n got %s\nwant %s", got, want)
 	}
 }

@@ -69,6 +69,7 @@ type Tunnel struct {
 	HubMode              string
 	Jump                 []Endpoint
 	Forwards             []Forward
+	LocalForwards        []LocalForward
 	Keepalive            Keepalive
 	ConnectTimeout       time.Duration
 	ExitOnForwardFailure bool
@@ -119,11 +120,19 @@ type Resolved struct {
 
 // Endpoint is an SSH server: the tunnel's server or a ProxyJump hop.
 type Endpoint struct {
-	User           string
-	Host           string
-	Port           int
-	Identity       string
-	KnownHosts     string
+	User string
+	Host string
+	Port int
+	// Identities are key files, offered in order (identity: one or a list).
+	Identities    []string
+	Certificate   string // certificate: PATH (CertificateFile)
+	IdentityAgent string // identity_agent: socket path, or the literal SSH_AUTH_SOCK
+	KnownHosts    string
+	HostKeyAlias  string // host_key_alias (HostKeyAlias)
+	// AcceptNew is strict_host_key_checking: accept-new; the default, yes,
+	// never trusts an unknown host.
+	AcceptNew      bool
+	HashKnownHosts bool // hash_known_hosts: names written by accept-new are hashed
 	ConnectTimeout time.Duration
 	Line           int
 }
@@ -133,15 +142,49 @@ func (e Endpoint) String() string {
 	return e.User + "@" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
 }
 
-// Forward is one remote forward: the server binds Remote, connections go to Local.
+// Forward is one remote forward: the server binds Remote (or the Unix
+// socket RemotePath), connections go to Local (or the socket LocalPath).
+// Remote.Port 0 lets the server pick the port.
 type Forward struct {
-	Remote Addr
-	Local  Addr
-	Line   int
+	Remote     Addr
+	RemotePath string
+	Local      Addr
+	LocalPath  string
+	Line       int
 }
 
+// RemoteString is the server side as written: host:port or the path.
+func (f Forward) RemoteString() string { return sideString(f.Remote, f.RemotePath) }
+
+// LocalString is this machine's side: host:port or the path.
+func (f Forward) LocalString() string { return sideString(f.Local, f.LocalPath) }
+
 // String is the forward's label in logs and metrics: "localhost:2220->localhost:22".
-func (f Forward) String() string { return f.Remote.String() + "->" + f.Local.String() }
+func (f Forward) String() string { return f.RemoteString() + "->" + f.LocalString() }
+
+// LocalForward is one ssh -L forward: rtunnel listens on Listen (or the
+// socket ListenPath) here, and the hub connects each connection to Connect
+// (or the socket ConnectPath on the hub).
+type LocalForward struct {
+	Listen      Addr
+	ListenPath  string
+	Connect     Addr
+	ConnectPath string
+	Line        int
+}
+
+// ListenString is the side rtunnel listens on: host:port or the path.
+func (f LocalForward) ListenString() string { return sideString(f.Listen, f.ListenPath) }
+
+// ConnectString is the target as the hub sees it: host:port or the path.
+func (f LocalForward) ConnectString() string { return sideString(f.Connect, f.ConnectPath) }
+
+func sideString(a Addr, path string) string {
+	if path != "" {
+		return path
+	}
+	return a.String()
+}
 
 // Addr is a host and port. Host is kept exactly as written: sshd's
 // permitlisten compares the text.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -29,6 +30,8 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, forwards: [{remote: 'localhost:1', local: 'localhost:2'}]}]",
 		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, forwards: [~]}]",
+		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, forwards: [{remote: /s, local: 'x:0'}, {remote: 'h:0', local: /l}]}]",
+		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, local_forwards: [{listen: 'h:1', connect: /c}, {listen: /l, connect: 'x:2'}]}]",
 		"tunnels: [~]",
 		"tunnels: [{name: a, server: u@h, identity: i, known_hosts: k, jump: 'a@b,c@[::1]:2', forwards: [{remote: ':1', local: 'x:2'}]}]",
 		"tunnels:\n- &t {name: a}\n- *t\n",
@@ -123,20 +126,34 @@ func checkConfig(t *testing.T, cfg *Config) {
 		for _, j := range tn.Jump {
 			checkEndpoint(t, "jump", j)
 		}
-		if len(tn.Forwards) == 0 {
+		if len(tn.Forwards) == 0 && len(tn.LocalForwards) == 0 {
 			t.Fatalf("tunnel %q has no forwards", tn.Name)
 		}
-		remotes := map[Addr]bool{}
+		// A side is a socket path or host:port; only a remote side may ask
+		// for port 0 (the hub picks), and only those may repeat.
+		side := func(a Addr, path string, zero bool) bool {
+			if path != "" {
+				return checkSocketPath(path) == nil && a == Addr{}
+			}
+			return a.Host != "" && a.Port >= 0 && a.Port <= 65535 && (a.Port != 0 || zero)
+		}
+		remotes := map[string]bool{}
 		for _, fw := range tn.Forwards {
-			for _, a := range []Addr{fw.Remote, fw.Local} {
-				if a.Host == "" || a.Port < 1 || a.Port > 65535 {
-					t.Fatalf("tunnel %q: bad forward %+v", tn.Name, fw)
-				}
+			if !side(fw.Remote, fw.RemotePath, true) || !side(fw.Local, fw.LocalPath, false) {
+				t.Fatalf("tunnel %q: bad forward %+v", tn.Name, fw)
 			}
-			if remotes[fw.Remote] {
-				t.Fatalf("tunnel %q: remote %v forwarded twice", tn.Name, fw.Remote)
+			if fw.Remote.Port == 0 && fw.RemotePath == "" {
+				continue
 			}
-			remotes[fw.Remote] = true
+			if remotes[fw.RemoteString()] {
+				t.Fatalf("tunnel %q: remote %v forwarded twice", tn.Name, fw.RemoteString())
+			}
+			remotes[fw.RemoteString()] = true
+		}
+		for _, lf := range tn.LocalForwards {
+			if !side(lf.Listen, lf.ListenPath, false) || !side(lf.Connect, lf.ConnectPath, false) {
+				t.Fatalf("tunnel %q: bad local forward %+v", tn.Name, lf)
+			}
 		}
 		if tn.Keepalive.Interval <= 0 || tn.Keepalive.CountMax < 1 || tn.ConnectTimeout <= 0 || tn.MaxConnections < 1 {
 			t.Fatalf("tunnel %q: bad limits %+v", tn.Name, tn)
@@ -154,8 +171,13 @@ func checkEndpoint(t *testing.T, what string, e Endpoint) {
 	if e.User == "" || e.Host == "" || e.Port < 1 || e.Port > 65535 {
 		t.Fatalf("bad %s %+v", what, e)
 	}
-	if !filepath.IsAbs(e.Identity) || !filepath.IsAbs(e.KnownHosts) || e.ConnectTimeout <= 0 {
-		t.Fatalf("%s %+v: identity and known_hosts must be absolute, connect_timeout set", what, e)
+	if (len(e.Identities) == 0 && e.IdentityAgent == "") || !filepath.IsAbs(e.KnownHosts) || e.ConnectTimeout <= 0 {
+		t.Fatalf("%s %+v: an identity or an agent, an absolute known_hosts and connect_timeout must be set", what, e)
+	}
+	for _, id := range e.Identities {
+		if !filepath.IsAbs(id) {
+			t.Fatalf("%s %+v: identity %q must be absolute", what, e, id)
+		}
 	}
 }
 
@@ -199,7 +221,7 @@ func FuzzParseEndpoint(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		e, err := ParseEndpoint(s)
 		if err != nil {
-			if e != (Endpoint{}) || err.Error() == "" {
+			if !reflect.DeepEqual(e, Endpoint{}) || err.Error() == "" {
 				t.Fatalf("ParseEndpoint(%q) = %+v, %q", s, e, err)
 			}
 			return
@@ -208,7 +230,7 @@ func FuzzParseEndpoint(f *testing.F) {
 			t.Fatalf("ParseEndpoint(%q) = %+v", s, e)
 		}
 		back, err := ParseEndpoint(e.String())
-		if err != nil || back != e {
+		if err != nil || !reflect.DeepEqual(back, e) {
 			t.Fatalf("ParseEndpoint(%q) = %+v; its String() %q parses to %+v, %v", s, e, e.String(), back, err)
 		}
 	})

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -27,11 +28,11 @@ func TestHubsList(t *testing.T) {
 		if tn.HubMode != tc.mode {
 			t.Errorf("%s %q: mode %q, want %q", tc.server, tc.extra, tn.HubMode, tc.mode)
 		}
-		if len(tn.Hubs) == 0 || tn.Server != tn.Hubs[0] {
+		if len(tn.Hubs) == 0 || !reflect.DeepEqual(tn.Server, tn.Hubs[0]) {
 			t.Errorf("%s: Server %v, Hubs %v: Server must be the first hub", tc.server, tn.Server, tn.Hubs)
 		}
 		for _, h := range tn.Hubs {
-			if h.Identity != "/k" || h.KnownHosts != "/kh" || h.ConnectTimeout != DefaultConnectTimeout || h.Line != 3 {
+			if len(h.Identities) != 1 || h.Identities[0] != "/k" || h.KnownHosts != "/kh" || h.ConnectTimeout != DefaultConnectTimeout || h.Line != 3 {
 				t.Errorf("hub %v: want the tunnel's identity, known_hosts, connect_timeout and its line", h)
 			}
 		}

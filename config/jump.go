@@ -27,13 +27,18 @@ func (d *decoder) jumps(n *yaml.Node, key string, def Endpoint) []Endpoint {
 		hk := fmt.Sprintf("%s[%d]", key, i)
 		if hn.Kind == yaml.MappingNode {
 			hop := def
+			hop.HostKeyAlias = "" // names the server's key, not a hop's
 			var serverNode *yaml.Node
-			d.mapping(hn, hk, map[string]func(*yaml.Node, string){
+			var a auth
+			d.mapping(hn, hk, a.fields(map[string]func(*yaml.Node, string){
 				"server":          func(n *yaml.Node, key string) { serverNode = n },
-				"identity":        func(n *yaml.Node, key string) { hop.Identity = d.requiredPath(hn, n, key, hintIdentity) },
-				"known_hosts":     func(n *yaml.Node, key string) { hop.KnownHosts = d.requiredPath(hn, n, key, hintKnownHosts) },
 				"connect_timeout": func(n *yaml.Node, key string) { hop.ConnectTimeout = d.duration(n, key, "connect_timeout") },
-			})
+			}))
+			if a.identity != nil || a.agent != nil {
+				// A hop's own identity replaces the tunnel's keys and agent.
+				hop.Identities, hop.IdentityAgent, hop.Certificate = nil, "", ""
+			}
+			d.applyAuth(hn, hk, a, &hop, false)
 			server := d.required(hn, serverNode, hk+".server", hintServer)
 			if server == "" {
 				continue
@@ -63,6 +68,7 @@ func (d *decoder) hopFrom(n *yaml.Node, key, s string, def Endpoint) (Endpoint, 
 		return Endpoint{}, false
 	}
 	hop := def
+	hop.HostKeyAlias = "" // names the server's key, not a hop's
 	hop.User, hop.Host, hop.Port, hop.Line = ep.User, ep.Host, ep.Port, n.Line
 	return hop, true
 }

@@ -123,26 +123,26 @@ func addr(host string, port int) Addr { return Addr{Host: host, Port: port} }
 func goodConfigs(td string) map[string]*Config {
 	issue := defaults("master", 4)
 	issue.Server = Endpoint{User: "tunnel", Host: "master.example.org", Port: 3333,
-		Identity: "/etc/rtunnel/id_ed25519", KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 5}
+		Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 5}
 	issue.Forwards = []Forward{{Remote: addr("localhost", 2220), Local: addr("localhost", 22), Line: 9}}
 
 	minimal := defaults("edge-1", 4)
 	minimal.Server = Endpoint{User: "tunnel", Host: "hub.example.org", Port: 22,
-		Identity: filepath.Join(td, "id_ed25519"), KnownHosts: filepath.Join(td, "known_hosts"), ConnectTimeout: 15 * time.Second, Line: 5}
+		Identities: []string{filepath.Join(td, "id_ed25519")}, KnownHosts: filepath.Join(td, "known_hosts"), ConnectTimeout: 15 * time.Second, Line: 5}
 	minimal.Forwards = []Forward{{Remote: addr("localhost", 2220), Local: addr("localhost", 22), Line: 9}}
 
 	hubA := Tunnel{
 		Name: "hub.a",
 		Line: 10,
 		Server: Endpoint{User: "tunnel", Host: "2001:db8::1", Port: 2222,
-			Identity: "/etc/rtunnel/id_ed25519", KnownHosts: filepath.Join(td, "known_hosts"), ConnectTimeout: 20 * time.Second, Line: 11},
+			Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: filepath.Join(td, "known_hosts"), ConnectTimeout: 20 * time.Second, Line: 11},
 		Jump: []Endpoint{
 			{User: "hop", Host: "vpn.example.org", Port: 2200,
-				Identity: "/etc/rtunnel/id_ed25519", KnownHosts: filepath.Join(td, "known_hosts"), ConnectTimeout: 20 * time.Second, Line: 15},
+				Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: filepath.Join(td, "known_hosts"), ConnectTimeout: 20 * time.Second, Line: 15},
 			{User: "hop2", Host: "10.0.0.2", Port: 22,
-				Identity: filepath.Join(td, "keys/id_hop2"), KnownHosts: "/etc/rtunnel/known_hosts_hop2", ConnectTimeout: 30 * time.Second, Line: 16},
+				Identities: []string{filepath.Join(td, "keys/id_hop2")}, KnownHosts: "/etc/rtunnel/known_hosts_hop2", ConnectTimeout: 30 * time.Second, Line: 16},
 			{User: "hop3", Host: "::1", Port: 22,
-				Identity: "/etc/rtunnel/id_ed25519", KnownHosts: filepath.Join(td, "known_hosts"), ConnectTimeout: 20 * time.Second, Line: 20},
+				Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: filepath.Join(td, "known_hosts"), ConnectTimeout: 20 * time.Second, Line: 20},
 		},
 		Forwards: []Forward{
 			{Remote: addr("localhost", 2220), Local: addr("localhost", 22), Line: 22},
@@ -160,21 +160,51 @@ func goodConfigs(td string) map[string]*Config {
 	}
 	hubB := defaults("hub_b", 43)
 	hubB.Server = Endpoint{User: "t", Host: "hub-b.example.org", Port: 22,
-		Identity: filepath.Join(td, "id_b"), KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 44}
+		Identities: []string{filepath.Join(td, "id_b")}, KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 44}
 	hubB.Forwards = []Forward{{Remote: addr("localhost", 2221), Local: addr("localhost", 22), Line: 49}}
 	hubB.Backoff.Max = time.Second
 
 	bastion := defaults("via-bastion", 7)
 	bastion.ConnectTimeout = 45 * time.Second
 	bastion.Server = Endpoint{User: "tunnel", Host: "10.1.2.3", Port: 22,
-		Identity: "/etc/rtunnel/id_ed25519", KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 45 * time.Second, Line: 8}
+		Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 45 * time.Second, Line: 8}
 	bastion.Jump = []Endpoint{
-		{User: "a", Host: "b", Port: 1, Identity: "/etc/rtunnel/id_ed25519", KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 45 * time.Second, Line: 12},
-		{User: "c", Host: "d", Port: 22, Identity: "/etc/rtunnel/id_ed25519", KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 45 * time.Second, Line: 12},
+		{User: "a", Host: "b", Port: 1, Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 45 * time.Second, Line: 12},
+		{User: "c", Host: "d", Port: 22, Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 45 * time.Second, Line: 12},
 	}
 	bastion.Forwards = []Forward{{Remote: addr("localhost", 2220), Local: addr("localhost", 22), Line: 14}}
 
+	kinds := defaults("remote-7", 2)
+	kinds.Server = Endpoint{User: "tunnel", Host: "hub.example.org", Port: 22,
+		Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 3}
+	kinds.Forwards = []Forward{
+		{RemotePath: "/run/hub/remote-7.sock", Local: addr("localhost", 22), Line: 7},
+		{Remote: addr("localhost", 0), LocalPath: "/run/app/app.sock", Line: 9},
+		{Remote: addr("localhost", 0), Local: addr("localhost", 8080), Line: 11},
+	}
+	kinds.LocalForwards = []LocalForward{
+		{Listen: addr("127.0.0.1", 15432), Connect: addr("db.internal", 5432), Line: 14},
+		{ListenPath: "/run/rtunnel/metrics.sock", ConnectPath: "/run/hub/metrics.sock", Line: 16},
+	}
+	onlyLocal := defaults("only-local", 18)
+	onlyLocal.Server = Endpoint{User: "tunnel", Host: "hub.example.org", Port: 22,
+		Identities: []string{"/etc/rtunnel/id_ed25519"}, KnownHosts: "/etc/rtunnel/known_hosts", ConnectTimeout: 15 * time.Second, Line: 19}
+	onlyLocal.LocalForwards = []LocalForward{{Listen: addr("localhost", 15433), Connect: addr("::1", 5432), Line: 22}}
+
+	fleet := defaults("fleet", 3)
+	fleet.Server = Endpoint{User: "tunnel", Host: "hub.example.org", Port: 22,
+		Identities: []string{"/etc/rtunnel/id_ed25519", filepath.Join(td, "keys/id_rsa")}, Certificate: "/etc/rtunnel/id_ed25519-cert.pub",
+		IdentityAgent: "SSH_AUTH_SOCK", KnownHosts: "/var/lib/rtunnel/known_hosts", HostKeyAlias: "hub", AcceptNew: true, HashKnownHosts: true,
+		ConnectTimeout: 15 * time.Second, Line: 4}
+	fleet.Jump = []Endpoint{{User: "hop", Host: "vpn.example.org", Port: 22, IdentityAgent: "/run/rtunnel/agent.sock",
+		KnownHosts: "/var/lib/rtunnel/known_hosts", HashKnownHosts: true, ConnectTimeout: 15 * time.Second, Line: 15}}
+	fleet.Forwards = []Forward{{Remote: addr("localhost", 2220), Local: addr("localhost", 22), Line: 17}}
+
 	return map[string]*Config{
+		"testdata/good_forward_kinds.yaml": {Path: "testdata/good_forward_kinds.yaml", Log: Log{Level: "info", Format: "auto"},
+			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{kinds, onlyLocal}},
+		"testdata/good_identity.yaml": {Path: "testdata/good_identity.yaml", Log: Log{Level: "info", Format: "auto"},
+			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{fleet}},
 		"testdata/good_issue.yaml": {Path: "testdata/good_issue.yaml", Log: Log{Level: "info", Format: "text"},
 			ShutdownGrace: 5 * time.Second, Tunnels: []Tunnel{issue}},
 		"testdata/good_minimal.yaml": {Path: "testdata/good_minimal.yaml", Log: Log{Level: "info", Format: "auto"},
@@ -249,9 +279,9 @@ func TestParseRelativeDir(t *testing.T) {
 	}
 	tn := cfg.Tunnels[0]
 	for _, c := range []struct{ got, want string }{
-		{tn.Server.Identity, "/etc/rtunnel/id"},
+		{tn.Server.Identities[0], "/etc/rtunnel/id"},
 		{tn.Server.KnownHosts, "/etc/kh"},
-		{tn.Jump[0].Identity, "/etc/rtunnel/hop/id"},
+		{tn.Jump[0].Identities[0], "/etc/rtunnel/hop/id"},
 		{tn.Jump[0].KnownHosts, "/etc/kh"},
 	} {
 		if c.got != c.want {

@@ -69,8 +69,9 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		d.fail(n, key, "empty list item: each tunnel is a mapping that starts with '- name: ...'")
 		return t
 	}
-	var nameNode, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode, sshConfigNode, hubsNode *yaml.Node
-	d.mapping(n, key, map[string]func(*yaml.Node, string){
+	var nameNode, serverNode, jumpNode, forwardsNode, sshConfigNode, localForwardsNode, hubsNode *yaml.Node
+	var a auth
+	d.mapping(n, key, a.fields(map[string]func(*yaml.Node, string){
 		"ssh_config":          func(n *yaml.Node, key string) { sshConfigNode = n },
 		"ciphers":             func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
 		"kex_algorithms":      func(n *yaml.Node, key string) { d.algorithm(&t, n, key) },
@@ -79,10 +80,9 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"name":                func(n *yaml.Node, key string) { nameNode = n },
 		"server":              func(n *yaml.Node, key string) { serverNode = n },
 		"hubs":                func(n *yaml.Node, key string) { hubsNode = n },
-		"identity":            func(n *yaml.Node, key string) { identityNode = n },
-		"known_hosts":         func(n *yaml.Node, key string) { knownHostsNode = n },
 		"jump":                func(n *yaml.Node, key string) { jumpNode = n },
 		"forwards":            func(n *yaml.Node, key string) { forwardsNode = n },
+		"local_forwards":      func(n *yaml.Node, key string) { localForwardsNode = n },
 		"keepalive": func(n *yaml.Node, key string) {
 			d.mapping(n, key, map[string]func(*yaml.Node, string){
 				"interval":  func(n *yaml.Node, key string) { t.Keepalive.Interval = d.duration(n, key, "keepalive.interval") },
@@ -96,7 +96,7 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		"max_connections":         func(n *yaml.Node, key string) { t.MaxConnections = d.integer(n, key, 1, 1<<20) },
 		"backoff":                 func(n *yaml.Node, key string) { d.backoff(n, key, &t.Backoff) },
 		"stale_session_poke":      func(n *yaml.Node, key string) { t.StaleSessionPoke = d.boolean(n, key) },
-	})
+	}))
 	if n.Kind != yaml.MappingNode {
 		return t
 	}
@@ -108,17 +108,18 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 	if sshConfigNode != nil {
 		sshConfig = d.requiredPath(n, sshConfigNode, key+".ssh_config", hintSSHConfig)
 	}
+	if localForwardsNode != nil {
+		t.LocalForwards = d.localForwards(localForwardsNode, key+".local_forwards")
+	}
 	if sshConfig != "" || sshConfigNode != nil {
 		if hubsNode != nil {
 			d.fail(hubsNode, key+".hubs", "is for a list of servers; with ssh_config, server is one alias")
 		}
 		if sshConfig != "" {
-			d.tunnelFromSSHConfig(&t, n, key, sshConfig, serverNode, identityNode, knownHostsNode, jumpNode, forwardsNode)
+			d.tunnelFromSSHConfig(&t, n, key, sshConfig, serverNode, a, jumpNode, forwardsNode, localForwardsNode)
 		}
 		return t
 	}
-	identity := d.requiredPath(n, identityNode, key+".identity", hintIdentity)
-	knownHosts := d.requiredPath(n, knownHostsNode, key+".known_hosts", hintKnownHosts)
 	if serverNode != nil && serverNode.Kind == yaml.SequenceNode {
 		d.hubs(&t, serverNode, hubsNode, key)
 	} else {
@@ -134,9 +135,13 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 			t.Server.Line = serverNode.Line
 		}
 	}
-	t.Server.Identity, t.Server.KnownHosts, t.Server.ConnectTimeout = identity, knownHosts, t.ConnectTimeout
-	for i := range t.Hubs {
-		t.Hubs[i].Identity, t.Hubs[i].KnownHosts, t.Hubs[i].ConnectTimeout = identity, knownHosts, t.ConnectTimeout
+	d.applyAuth(n, key, a, &t.Server, true)
+	t.Server.ConnectTimeout = t.ConnectTimeout
+	for i, h := range t.Hubs {
+		// Every hub logs in as the tunnel does: its identity, known_hosts
+		// and the rest, with its own address.
+		t.Hubs[i] = t.Server
+		t.Hubs[i].User, t.Hubs[i].Host, t.Hubs[i].Port, t.Hubs[i].Line = h.User, h.Host, h.Port, h.Line
 	}
 	if jumpNode != nil {
 		if len(t.Hubs) > 0 {
@@ -146,7 +151,9 @@ func (d *decoder) tunnel(n *yaml.Node, key string) Tunnel {
 		}
 	}
 	if forwardsNode == nil {
-		d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22)")
+		if localForwardsNode == nil {
+			d.fail(n, key+".forwards", "missing: at least one forward (remote: localhost:2220, local: localhost:22), or local_forwards")
+		}
 	} else {
 		t.Forwards = d.forwards(forwardsNode, key+".forwards", hubsOf(t), t.Name)
 	}

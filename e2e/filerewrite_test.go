@@ -53,7 +53,7 @@ func TestKeyAndKnownHostsRewrittenDuringReconnect(t *testing.T) {
 			last := from
 			for i := range 2 {
 				e, idx, _ := d.WaitFrom(last, 20*time.Second, "a retry after the file error", func(e daemontest.Entry) bool {
-					return e.Msg() == "tunnel down; will retry" && strings.Contains(e.Str("err"), c.errText)
+					return isRetryLine(e) && strings.Contains(e.Str("err"), c.errText)
 				})
 				last = idx + 1
 				wait, err := time.ParseDuration(e.Str("retry_in"))

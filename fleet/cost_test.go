@@ -26,10 +26,11 @@ type usage struct {
 	threads int
 }
 
-// treeUsage sums root and its descendants.
-func treeUsage(root int) usage {
+// treeUsage sums root and its descendants; children is one scan of /proc
+// (see childrenOf), shared by every root of a sample.
+func treeUsage(root int, children map[int][]int) usage {
 	var u usage
-	for _, pid := range treePIDs(root) {
+	for _, pid := range treePIDs(root, children) {
 		dir := "/proc/" + strconv.Itoa(pid)
 		tasks, _ := filepath.Glob(dir + "/task/*/status")
 		for _, st := range tasks {
@@ -75,8 +76,10 @@ func statusField(path, key string) uint64 {
 	return 0
 }
 
-// treePIDs is root and every descendant, from /proc's parent links.
-func treePIDs(root int) []int {
+// childrenOf maps each live process to its children, from one scan of
+// /proc: scanning once per root would make a sample of N clients cost N
+// scans of every process on the machine.
+func childrenOf() map[int][]int {
 	names, _ := filepath.Glob("/proc/[0-9]*/stat")
 	children := map[int][]int{}
 	for _, n := range names {
@@ -96,6 +99,11 @@ func treePIDs(root int) []int {
 		ppid, _ := strconv.Atoi(string(f[1]))
 		children[ppid] = append(children[ppid], pid)
 	}
+	return children
+}
+
+// treePIDs is root and every descendant.
+func treePIDs(root int, children map[int][]int) []int {
 	out := []int{root}
 	for i := 0; i < len(out); i++ {
 		out = append(out, children[out[i]]...)
@@ -117,21 +125,27 @@ type idleCost struct {
 }
 
 // measureIdle samples every root's tree at the start and end of window and
-// reports the mean per process.
+// reports the mean per process. Each process's rates are over its own
+// interval between its two samples: a pass over a thousand trees takes
+// seconds.
 func measureIdle(roots []int, window time.Duration) idleCost {
 	before := make([]usage, len(roots))
+	beforeAt := make([]time.Time, len(roots))
+	children := childrenOf()
 	for i, pid := range roots {
-		before[i] = treeUsage(pid)
+		before[i], beforeAt[i] = treeUsage(pid, children), time.Now()
 	}
-	start := time.Now()
 	time.Sleep(window) // the idle window itself
-	elapsed := time.Since(start).Seconds()
-	var wake, ticks, pss, rss uint64
+	children = childrenOf()
+	var wakePerS, cpuMsPerMin, elapsed float64
+	var pss, rss uint64
 	threads := 0
 	for i, pid := range roots {
-		after := treeUsage(pid)
-		wake += after.wakeups - min(before[i].wakeups, after.wakeups)
-		ticks += after.ticks - min(before[i].ticks, after.ticks)
+		after := treeUsage(pid, children)
+		secs := time.Since(beforeAt[i]).Seconds()
+		elapsed += secs
+		wakePerS += float64(after.wakeups-min(before[i].wakeups, after.wakeups)) / secs
+		cpuMsPerMin += float64(after.ticks-min(before[i].ticks, after.ticks)) * 1000 / clkTck / secs * 60
 		pss += after.pss
 		rss += after.rss
 		threads += after.threads
@@ -139,9 +153,9 @@ func measureIdle(roots []int, window time.Duration) idleCost {
 	n := float64(len(roots))
 	return idleCost{
 		Procs:       len(roots),
-		WindowS:     elapsed,
-		WakeupsPerS: float64(wake) / elapsed / n,
-		CPUMsPerMin: float64(ticks) * 1000 / clkTck / elapsed * 60 / n,
+		WindowS:     elapsed / n,
+		WakeupsPerS: wakePerS / n,
+		CPUMsPerMin: cpuMsPerMin / n,
 		PSSMiB:      float64(pss) / n / (1 << 20),
 		RSSMiB:      float64(rss) / n / (1 << 20),
 		Threads:     float64(threads) / n,

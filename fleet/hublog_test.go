@@ -1,6 +1,9 @@
 package fleet
 
-import "strings"
+import (
+	"strings"
+	"testing"
+)
 
 // hubCounts is what sshd's log (LogLevel VERBOSE) says the hub did in one
 // phase.
@@ -29,4 +32,22 @@ func countHubLog(log string) hubCounts {
 	}
 	c.Wasted = max(c.Forks-c.Logins, 0)
 	return c
+}
+
+func TestCountHubLog(t *testing.T) {
+	// Lines as OpenSSH 9.2's sshd -e writes them at LogLevel VERBOSE.
+	log := `Server listening on 127.0.0.1 port 22.
+beginning MaxStartups throttling
+drop connection #11 from [127.0.0.1]:53968 on [127.0.0.1]:22 past MaxStartups
+Connection from 127.0.0.1 port 57404 on 127.0.0.1 port 22 rdomain ""
+Accepted publickey for rtfleet0b6380 from 127.0.0.1 port 57404 ssh2: ED25519 SHA256:abc
+Connection from 127.0.0.1 port 57410 on 127.0.0.1 port 22 rdomain ""
+Connection closed by 127.0.0.1 port 57410 [preauth]
+exited MaxStartups throttling after 00:00:01, 1 connections dropped
+`
+	got := countHubLog(log)
+	want := hubCounts{Forks: 2, Logins: 1, Drops: 1, Wasted: 1}
+	if got != want {
+		t.Errorf("countHubLog = %+v, want %+v", got, want)
+	}
 }

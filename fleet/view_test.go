@@ -82,6 +82,7 @@ func TestFleetView(t *testing.T) {
 
 	reachable := dashboardQuery(t, "Fleet: sshd reachable through the tunnel, per remote")
 	tunnelUp := dashboardQuery(t, "Fleet: tunnel up per remote, seen from the hub")
+	byHub := dashboardQuery(t, "Fleet: remotes reachable, by hub")
 	all := func(v float64) map[string]float64 {
 		m := map[string]float64{}
 		for _, r := range rs {
@@ -92,6 +93,7 @@ func TestFleetView(t *testing.T) {
 	p := &promAPI{ns: h.ns}
 	p.waitFor(t, reachable, all(1), 90*time.Second)
 	p.waitFor(t, tunnelUp, all(1), 30*time.Second)
+	p.waitFor(t, byHub, map[string]float64{"hub=hub-a": n}, 10*time.Second)
 
 	victim := rs[2]
 	_ = syscall.Kill(-cs[2].pid, syscall.SIGKILL)
@@ -99,6 +101,7 @@ func TestFleetView(t *testing.T) {
 	want[victim.name] = 0
 	p.waitFor(t, reachable, want, 30*time.Second)
 	p.waitFor(t, tunnelUp, want, 30*time.Second)
+	p.waitFor(t, byHub, map[string]float64{"hub=hub-a": n - 1}, 10*time.Second)
 }
 
 // hubPrometheusConfig is deploy/prometheus/fleet.prometheus.yml with its
@@ -155,7 +158,8 @@ func dashboardQuery(t *testing.T, title string) string {
 // promAPI queries the Prometheus in the hub's namespace.
 type promAPI struct{ ns string }
 
-// query returns the instant vector of expr by its remote label.
+// query returns the instant vector of expr by its remote label, or as
+// "hub=NAME" for a series without one.
 func (p *promAPI) query(expr string) (map[string]float64, error) {
 	resp, err := nsHTTP(p.ns).Get("http://127.0.0.1:9090/api/v1/query?query=" + url.QueryEscape(expr))
 	if err != nil {
@@ -185,7 +189,11 @@ func (p *promAPI) query(expr string) (map[string]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("query %s: value %v", expr, s.Value[1])
 		}
-		out[s.Metric["remote"]] = f
+		key := s.Metric["remote"]
+		if key == "" {
+			key = "hub=" + s.Metric["hub"]
+		}
+		out[key] = f
 	}
 	return out, nil
 }

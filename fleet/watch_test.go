@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -111,4 +112,16 @@ func rampOf(up []time.Duration) ramp {
 	}
 	r.P50, r.P90, r.P100 = at(0.5), at(0.9), at(1)
 	return r
+}
+
+func TestRampOf(t *testing.T) {
+	s := time.Second
+	got := rampOf([]time.Duration{4 * s, 1 * s, 3 * s, 2 * s, -1, 5 * s, 6 * s, 7 * s, 8 * s, 9 * s})
+	want := ramp{Up: 9, Of: 10, P50: 5, P90: 9, P100: -1}
+	if got != want {
+		t.Errorf("rampOf = %+v, want %+v", got, want)
+	}
+	if got := rampOf([]time.Duration{2 * s, s}); got != (ramp{Up: 2, Of: 2, P50: 1, P90: 2, P100: 2}) {
+		t.Errorf("rampOf of 2 = %+v", got)
+	}
 }

@@ -235,7 +235,7 @@ func TestDeclaredSeriesExistAtZero(t *testing.T) {
 		assertValue(t, s, 0, "rtunnel_connections_active", "tunnel", "hub", "forward", fw)
 		assertValue(t, s, 0, "rtunnel_bytes_total", "tunnel", "hub", "forward", fw, "direction", "in")
 		assertValue(t, s, 0, "rtunnel_bytes_total", "tunnel", "hub", "forward", fw, "direction", "out")
-		for _, r := range []string{"max_connections", "local_dial", "unknown_forward"} {
+		for _, r := range []string{"max_connections", "local_dial", "target_refused", "unknown_forward"} {
 			assertValue(t, s, 0, "rtunnel_connections_rejected_total", "tunnel", "hub", "forward", fw, "reason", r)
 		}
 	}
@@ -439,7 +439,7 @@ func TestRetryingAndStopped(t *testing.T) {
 		!st.NextRetry.Equal(clock.Add(4*time.Second)) || st.Attempt != 2 {
 		t.Errorf("retrying snapshot: %+v", st)
 	}
-	want := "1/2 tunnels up; hub: down (dial tcp 127.0.0.1:2222: connect: connection refused), retry in 4s"
+	want := "1/2 tunnels up; hub: down (dial tcp 127.0.0.1:2222: connect: connection refused), retry at 12:00:04"
 	if got := h.StatusLine(); got != want {
 		t.Errorf("StatusLine = %q\nwant          %q", got, want)
 	}
@@ -450,7 +450,9 @@ func TestRetryingAndStopped(t *testing.T) {
 		t.Errorf("connecting snapshot: %+v", st)
 	}
 
+	assertValue(t, scrape(t, srv), 0, "rtunnel_tunnel_stopped", "tunnel", "hub")
 	h.Stopped("hub", errors.New(`knownhosts: key mismatch`))
+	assertValue(t, scrape(t, srv), 1, "rtunnel_tunnel_stopped", "tunnel", "hub")
 	st = h.Snapshot()[0]
 	if st.State != StateStopped || st.LastError != "knownhosts: key mismatch" || !st.NextRetry.IsZero() {
 		t.Errorf("stopped snapshot: %+v", st)

@@ -16,7 +16,7 @@ import (
 // value is counted as "other" so a careless caller cannot blow up cardinality.
 var (
 	connectResults = []string{"ok", "dial", "handshake", "hostkey", "auth", "forward_refused", "timeout", "closed", "busy", labelOther}
-	rejectReasons  = []string{"max_connections", "local_dial", "unknown_forward", labelOther}
+	rejectReasons  = []string{"max_connections", "local_dial", "target_refused", "unknown_forward", labelOther}
 )
 
 const (
@@ -41,12 +41,18 @@ type metrics struct {
 	keepaliveRTT    *prometheus.HistogramVec
 	keepaliveMissed *prometheus.CounterVec
 
-	forwardUp      *prometheus.GaugeVec
-	forwardRefused *prometheus.CounterVec
-	connsTotal     *prometheus.CounterVec
-	connsActive    *prometheus.GaugeVec
-	connsRejected  *prometheus.CounterVec
-	bytes          *prometheus.CounterVec
+	forwardUp        *prometheus.GaugeVec
+	forwardAllocated *prometheus.GaugeVec
+	forwardRefused   *prometheus.CounterVec
+	connsTotal       *prometheus.CounterVec
+	connsActive      *prometheus.GaugeVec
+	connsRejected    *prometheus.CounterVec
+	bytes            *prometheus.CounterVec
+
+	tunnelStopped *prometheus.GaugeVec
+
+	reloadSuccessful  prometheus.Gauge
+	reloadSuccessTime prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, version string) *metrics {
@@ -102,6 +108,10 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "rtunnel_forward_up",
 			Help: "1 while the server accepted the remote forward, else 0.",
 		}, tf),
+		forwardAllocated: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtunnel_forward_allocated_port",
+			Help: "The port the server bound for a forward that asked for port 0 (remote: host:0) while it is up, else 0.",
+		}, tf),
 		forwardRefused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtunnel_forward_refused_total",
 			Help: "Remote forward requests the server refused (port held by a stale session, or permitlisten mismatch).",
@@ -116,12 +126,26 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 		}, tf),
 		connsRejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtunnel_connections_rejected_total",
-			Help: "Forwarded connections refused locally, by reason (max_connections, local_dial, unknown_forward, other).",
+			Help: "Forwarded connections refused locally, by reason (max_connections, local_dial, target_refused, unknown_forward, other).",
 		}, []string{"tunnel", "forward", "reason"}),
 		bytes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtunnel_bytes_total",
 			Help: "Bytes copied through the forward; direction in is from the remote side toward the local service, out is back.",
 		}, []string{"tunnel", "forward", "direction"}),
+
+		tunnelStopped: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtunnel_tunnel_stopped",
+			Help: "1 while the tunnel is stopped for good (a problem with its key, known_hosts or host key that needs an operator; a reload or restart retries it), else 0.",
+		}, t),
+
+		reloadSuccessful: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rtunnel_config_last_reload_successful",
+			Help: "1 if the last config load (start or SIGHUP) was applied, 0 if it was refused and the previous config stays in force.",
+		}),
+		reloadSuccessTime: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rtunnel_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last config load (start or SIGHUP) that was applied.",
+		}),
 	}
 }
 
@@ -134,6 +158,9 @@ type Health struct {
 
 	mu  sync.Mutex            // serialises AddTunnel and RemoveTunnel
 	idx atomic.Pointer[index] // read lock-free on the data path
+
+	changes chan struct{} // see Changes
+	reload  reloadState
 }
 
 // index is an immutable lookup table, replaced whole by AddTunnel and
@@ -154,7 +181,7 @@ func New(version string) *Health {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	h := &Health{reg: reg, m: newMetrics(reg, version), now: time.Now}
+	h := &Health{reg: reg, m: newMetrics(reg, version), now: time.Now, changes: make(chan struct{}, 1)}
 	h.idx.Store(&index{
 		tunnels:  map[string]*tunnelEntry{},
 		forwards: map[forwardKey]*forwardEntry{},
@@ -205,6 +232,7 @@ func (h *Health) AddTunnel(name string, forwards []string) {
 	}
 	t.forwards.Store(&forwardList{list: fwds})
 	h.idx.Store(next)
+	h.changed()
 }
 
 // RemoveTunnel forgets a tunnel and deletes all its series, for a config
@@ -229,18 +257,19 @@ func (h *Health) RemoveTunnel(name string) {
 	m := h.m
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.tunnelUp, m.hubInUse, m.connectedSince, m.connectAttempts, m.reconnects, m.backoff,
-		m.nextRetry, m.keepaliveRTT, m.keepaliveMissed, m.forwardUp, m.forwardRefused,
-		m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
+		m.nextRetry, m.keepaliveRTT, m.keepaliveMissed, m.forwardUp, m.forwardAllocated, m.forwardRefused,
+		m.connsTotal, m.connsActive, m.connsRejected, m.bytes, m.tunnelStopped,
 	} {
 		v.DeletePartialMatch(sel)
 	}
+	h.changed()
 }
 
 func (h *Health) deleteForwardSeries(tunnel, forward string) {
 	sel := prometheus.Labels{"tunnel": tunnel, "forward": forward}
 	m := h.m
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.forwardUp, m.forwardRefused, m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
+		m.forwardUp, m.forwardAllocated, m.forwardRefused, m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
 	} {
 		v.DeletePartialMatch(sel)
 	}
@@ -273,6 +302,7 @@ type tunnelEntry struct {
 	name string
 
 	up, connectedSince, backoff, nextRetry prometheus.Gauge
+	stopped                                prometheus.Gauge
 	reconnects, keepaliveMissed            prometheus.Counter
 	keepaliveRTT                           prometheus.Observer
 	attempts                               map[string]prometheus.Counter // by result; read-only after creation
@@ -298,6 +328,7 @@ func (h *Health) newTunnelEntry(name string) *tunnelEntry {
 		connectedSince:  m.connectedSince.WithLabelValues(name),
 		backoff:         m.backoff.WithLabelValues(name),
 		nextRetry:       m.nextRetry.WithLabelValues(name),
+		stopped:         m.tunnelStopped.WithLabelValues(name),
 		reconnects:      m.reconnects.WithLabelValues(name),
 		keepaliveMissed: m.keepaliveMissed.WithLabelValues(name),
 		keepaliveRTT:    m.keepaliveRTT.WithLabelValues(name),
@@ -317,12 +348,13 @@ func (h *Health) newTunnelEntry(name string) *tunnelEntry {
 type forwardEntry struct {
 	name string
 
-	upGauge, activeGauge               prometheus.Gauge
+	upGauge, activeGauge, allocGauge   prometheus.Gauge
 	refusedCounter, connsCounter       prometheus.Counter
 	bytesInCounter, bytesOutCounter    prometheus.Counter
 	rejected                           map[string]prometheus.Counter // by reason; read-only after creation
 	up                                 atomic.Bool
 	refused, active, bytesIn, bytesOut atomic.Int64
+	allocated                          atomic.Int64 // the port-0 forward's port, 0 when none
 }
 
 func (h *Health) newForwardEntry(tunnel, name string) *forwardEntry {
@@ -331,6 +363,7 @@ func (h *Health) newForwardEntry(tunnel, name string) *forwardEntry {
 		name:            name,
 		upGauge:         m.forwardUp.WithLabelValues(tunnel, name),
 		activeGauge:     m.connsActive.WithLabelValues(tunnel, name),
+		allocGauge:      m.forwardAllocated.WithLabelValues(tunnel, name),
 		refusedCounter:  m.forwardRefused.WithLabelValues(tunnel, name),
 		connsCounter:    m.connsTotal.WithLabelValues(tunnel, name),
 		bytesInCounter:  m.bytes.WithLabelValues(tunnel, name, "in"),

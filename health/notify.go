@@ -26,9 +26,17 @@ func NewNotifier() *Notifier { return &Notifier{} }
 // Ready sends READY=1: startup (or a reload) is complete.
 func (n *Notifier) Ready() error { return n.send(daemon.SdNotifyReady) }
 
+// notifyMaxStatus bounds a STATUS= text: systemd drops a whole notify
+// datagram of 4096 bytes or more, which would leave the old status showing.
+// StatusLine stays far below it; this is the backstop for any caller.
+const notifyMaxStatus = 2048
+
 // Status sends STATUS=s, shown by systemctl status. Line breaks in s are
-// folded into spaces because they would end the assignment.
-func (n *Notifier) Status(s string) error { return n.send("STATUS=" + oneLine(s)) }
+// folded into spaces because they would end the assignment, and a text
+// longer than notifyMaxStatus bytes is cut.
+func (n *Notifier) Status(s string) error {
+	return n.send("STATUS=" + clip(oneLine(s), notifyMaxStatus))
+}
 
 // Stopping sends STOPPING=1: shutdown has begun.
 func (n *Notifier) Stopping() error { return n.send(daemon.SdNotifyStopping) }

@@ -20,10 +20,12 @@ func (h *Health) ConnectAttempt(tunnel string) {
 	}
 	t.markDown() // a new attempt means the last session is over, reported or not
 	t.nextRetry.Set(0)
+	t.stopped.Set(0)
 	t.mu.Lock()
 	t.setState(StateConnecting, h.now())
 	t.nextRetryAt = time.Time{}
 	t.mu.Unlock()
+	h.changed()
 }
 
 // ConnectResult counts a finished attempt in
@@ -76,6 +78,7 @@ func (h *Health) Connected(tunnel string) {
 	t.nextRetryAt = time.Time{}
 	t.attempt = 0
 	t.mu.Unlock()
+	h.changed()
 }
 
 // Disconnected records the loss of the session; every forward of the tunnel
@@ -89,13 +92,16 @@ func (h *Health) Disconnected(tunnel string, err error) {
 }
 
 // Stopped records that the tunnel gave up for good (a permanent error such
-// as a changed host key); it stays down until the process restarts.
+// as a changed host key, or a key file it could not use at start); it stays
+// down, with rtunnel_tunnel_stopped 1, until a reload or restart tries it
+// again.
 func (h *Health) Stopped(tunnel string, err error) {
 	t := h.tunnel(tunnel)
 	if t == nil {
 		return
 	}
 	t.backoff.Set(0)
+	t.stopped.Set(1)
 	h.down(t, StateStopped, err)
 }
 
@@ -109,6 +115,7 @@ func (h *Health) down(t *tunnelEntry, state string, err error) {
 		t.lastErr = err.Error()
 	}
 	t.mu.Unlock()
+	h.changed()
 }
 
 // Retrying records that the reconnect loop will try again after wait.
@@ -133,6 +140,7 @@ func (h *Health) Retrying(tunnel string, attempt int, wait time.Duration, err er
 		t.lastErr = err.Error()
 	}
 	t.mu.Unlock()
+	h.changed()
 }
 
 // ForwardUp records that the server accepted the remote forward.
@@ -140,6 +148,7 @@ func (h *Health) ForwardUp(tunnel, forward string) {
 	if f := h.forward(tunnel, forward); f != nil {
 		f.up.Store(true)
 		f.upGauge.Set(1)
+		h.changed()
 	}
 }
 
@@ -148,6 +157,16 @@ func (h *Health) ForwardDown(tunnel, forward string) {
 	if f := h.forward(tunnel, forward); f != nil {
 		f.up.Store(false)
 		f.upGauge.Set(0)
+		h.changed()
+	}
+}
+
+// ForwardAllocated records the port the server bound for a port-0 forward
+// (rtunnel_forward_allocated_port); 0 when the forward went down.
+func (h *Health) ForwardAllocated(tunnel, forward string, port int) {
+	if f := h.forward(tunnel, forward); f != nil {
+		f.allocated.Store(int64(port))
+		f.allocGauge.Set(float64(port))
 	}
 }
 
@@ -191,7 +210,8 @@ func (h *Health) ConnClosed(tunnel, forward string) {
 }
 
 // ConnRejected counts a forwarded connection refused locally. Reasons other
-// than max_connections, local_dial and unknown_forward count as "other". A
+// than max_connections, local_dial, target_refused (the server could not open a
+// local forward's target) and unknown_forward count as "other". A
 // forward that was never declared (the server opened a channel for an address
 // we did not ask for) is labelled forward="unknown", never with the address.
 func (h *Health) ConnRejected(tunnel, forward, reason string) {
@@ -241,5 +261,7 @@ func (t *tunnelEntry) markDown() {
 	for _, f := range t.forwards.Load().list {
 		f.up.Store(false)
 		f.upGauge.Set(0)
+		f.allocated.Store(0)
+		f.allocGauge.Set(0)
 	}
 }

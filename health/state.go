@@ -2,9 +2,9 @@ package health
 
 import (
 	"fmt"
-	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Tunnel states reported by Snapshot.
@@ -41,6 +41,9 @@ type ForwardStatus struct {
 	Active   int    `json:"active"`
 	BytesIn  int64  `json:"bytes_in"`
 	BytesOut int64  `json:"bytes_out"`
+	// AllocatedPort is the port the server picked for a port-0 forward
+	// while it is up.
+	AllocatedPort int `json:"allocated_port,omitempty"`
 }
 
 // setState moves the tunnel to state s; Since changes only when the tunnel
@@ -79,6 +82,8 @@ func (h *Health) Snapshot() []TunnelStatus {
 				Active:   int(f.active.Load()),
 				BytesIn:  f.bytesIn.Load(),
 				BytesOut: f.bytesOut.Load(),
+
+				AllocatedPort: int(f.allocated.Load()),
 			})
 		}
 		out = append(out, ts)
@@ -108,42 +113,66 @@ func (h *Health) Ready() (ok bool, notReady []string) {
 	return len(notReady) == 0, notReady
 }
 
+// Bounds of StatusLine: systemd ignores a notify datagram of 4096 bytes or
+// more, so the line names only the first few tunnels that need attention,
+// each cut to a bounded length, and counts the rest.
+const (
+	statusMaxDetails = 5
+	statusMaxName    = 64
+	statusMaxErr     = 160
+)
+
 // StatusLine summarises the tunnels for systemd's STATUS=, e.g.
 // "2/2 tunnels up" or
-// "1/2 tunnels up; hub: down (dial tcp 10.0.0.1:22: connection refused), retry in 4s".
+// "1/2 tunnels up; hub: down (dial tcp 10.0.0.1:22: connection refused), retry at 13:02:05".
+// It names at most statusMaxDetails tunnels or forwards that are not up and
+// ends with "and N more" when there are others, so it stays short however
+// many tunnels are down. The retry time is absolute because the line is
+// sent when something changes, not on a clock.
 func (h *Health) StatusLine() string {
 	snap := h.Snapshot()
-	now := h.now()
 	up := 0
 	var details []string
+	more := 0
+	add := func(d string) {
+		if len(details) < statusMaxDetails {
+			details = append(details, d)
+		} else {
+			more++
+		}
+	}
 	for _, t := range snap {
+		name := clip(t.Name, statusMaxName)
 		switch t.State {
 		case StateUp:
 			up++
 			for _, f := range t.Forwards {
 				if !f.Up {
-					details = append(details, t.Name+": forward "+f.Name+" down")
+					add(name + ": forward " + clip(f.Name, statusMaxName) + " down")
 				}
 			}
 		case StateStopped:
-			details = append(details, t.Name+": stopped"+errSuffix(t.LastError))
+			add(name + ": stopped" + errSuffix(t.LastError))
 		case StateRetrying:
-			d := t.Name + ": down" + errSuffix(t.LastError)
+			d := name + ": down" + errSuffix(t.LastError)
 			if !t.NextRetry.IsZero() {
-				d += ", retry in " + retryIn(t.NextRetry.Sub(now))
+				d += ", retry at " + t.NextRetry.Format(time.TimeOnly)
 			}
-			details = append(details, d)
+			add(d)
 		default:
 			if t.LastError == "" {
-				details = append(details, t.Name+": connecting")
+				add(name + ": connecting")
 			} else {
-				details = append(details, t.Name+": down"+errSuffix(t.LastError)+", connecting")
+				add(name + ": down" + errSuffix(t.LastError) + ", connecting")
 			}
 		}
 	}
 	line := fmt.Sprintf("%d/%d tunnels up", up, len(snap))
 	if len(details) > 0 {
 		line += "; " + strings.Join(details, "; ")
+	}
+	if more > 0 {
+		line += fmt.Sprintf("; and %d more", more)
 	}
 	return line
 }
@@ -152,16 +181,20 @@ func errSuffix(err string) string {
 	if err == "" {
 		return ""
 	}
-	return " (" + oneLine(err) + ")"
+	return " (" + clip(oneLine(err), statusMaxErr) + ")"
 }
 
-// retryIn rounds up to whole seconds so an imminent retry never reads "0s".
-func retryIn(d time.Duration) string {
-	s := math.Ceil(d.Seconds())
-	if s < 1 {
-		s = 1
+// clip cuts s to at most max bytes, on a rune boundary, marking the cut.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
 	}
-	return (time.Duration(s) * time.Second).String()
+	const mark = "..."
+	cut := max - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // oneLine keeps multi-line errors from breaking line-oriented output

@@ -36,6 +36,14 @@ if [ "${1:-}" = "--test" ]; then
 	need runuser util-linux
 fi
 
+if [ "${1:-}" = "--systemd" ]; then
+	# make systemd-test: a container booted from a debootstrap root.
+	need systemd-nspawn systemd-container
+	need debootstrap debootstrap
+	need nsenter util-linux
+	need dpkg-deb dpkg
+fi
+
 if [ ${#want[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -5,16 +5,36 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // Endpoint is an SSH server to log in to: the tunnel's server or a hop.
 type Endpoint struct {
-	User           string
-	Host           string // as the user wrote it; known_hosts is checked under this name
-	Port           int
-	Identity       string // private key file
-	KnownHosts     string // known_hosts file
+	User string
+	Host string // as the user wrote it; known_hosts is checked under this name
+	Port int
+	// Identities are private key files, offered in order within one
+	// connection, each with the certificate KEY-cert.pub beside it first
+	// (as ssh -i KEY does). Empty with an IdentityAgent: the agent's keys.
+	Identities []string
+	// Certificate is an explicit certificate (OpenSSH's CertificateFile),
+	// offered with the identity or agent key it certifies.
+	Certificate string
+	// IdentityAgent is an ssh-agent socket; with Identities set, only the
+	// agent's certificates for those keys are used (IdentitiesOnly).
+	IdentityAgent string
+
+	KnownHosts string // known_hosts file
+	// HostKeyAlias is the name the host key is looked up (and a host
+	// certificate's principal checked) under instead of Host, as OpenSSH's.
+	HostKeyAlias string
+	// AcceptNew writes an unknown host's key to KnownHosts and trusts it
+	// (StrictHostKeyChecking accept-new); a changed key is still refused.
+	AcceptNew bool
+	// HashKnownHosts writes learned names hashed, as HashKnownHosts yes.
+	HashKnownHosts bool
+
 	ConnectTimeout time.Duration
 
 	algorithms *algorithms // the tunnel's, set by setDefaults
@@ -23,21 +43,55 @@ type Endpoint struct {
 // Addr is host:port as written by the user.
 func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
 
-func (e Endpoint) String() string { return e.User + "@" + e.Addr() }
-
-// Forward asks the server to listen on RemoteHost:RemotePort and sends each
-// connection to Local.
-type Forward struct {
-	RemoteHost string // sent literally: permitlisten="localhost:N" matches the text
-	RemotePort int
-	Local      string // host:port dialed on this machine
+// hostKeyAddr is host:port as known_hosts is searched: the HostKeyAlias
+// alone (OpenSSH adds no port to it), else Addr.
+func (e Endpoint) hostKeyAddr() string {
+	if e.HostKeyAlias != "" {
+		return net.JoinHostPort(e.HostKeyAlias, "22")
+	}
+	return e.Addr()
 }
 
-// Remote is the server-side address, host:port.
-func (f Forward) Remote() string { return net.JoinHostPort(f.RemoteHost, strconv.Itoa(f.RemotePort)) }
+func (e Endpoint) String() string { return e.User + "@" + e.Addr() }
+
+// Forward asks the server to listen on RemoteHost:RemotePort, or on the
+// Unix socket RemotePath, and sends each connection to Local.
+type Forward struct {
+	RemoteHost string // sent literally: permitlisten="localhost:N" matches the text
+	RemotePort int    // 0: the server picks a port, reported through Config.ForwardAllocated
+	RemotePath string // a Unix socket on the server (streamlocal-forward@openssh.com); RemoteHost and RemotePort unused
+	Local      string // host:port, or a Unix socket path (starting with /), dialed on this machine
+}
+
+// Remote is the server-side address: host:port or the socket path.
+func (f Forward) Remote() string {
+	if f.RemotePath != "" {
+		return f.RemotePath
+	}
+	return net.JoinHostPort(f.RemoteHost, strconv.Itoa(f.RemotePort))
+}
 
 // String is the forward's label in logs and metrics.
 func (f Forward) String() string { return f.Remote() + "->" + f.Local }
+
+// LocalForward is ssh -L: rtunnel listens on Listen and sends each
+// connection through the server (direct-tcpip) to Connect.
+type LocalForward struct {
+	Listen  string // host:port, or a Unix socket path, on this machine
+	Connect string // host:port, or a Unix socket path, as the server resolves it
+}
+
+// String is the local forward's label in logs and metrics; the "L:" keeps
+// it apart from a remote forward's.
+func (l LocalForward) String() string { return "L:" + l.Listen + "->" + l.Connect }
+
+// network is "unix" for a socket path, else "tcp".
+func network(addr string) string {
+	if strings.HasPrefix(addr, "/") {
+		return "unix"
+	}
+	return "tcp"
+}
 
 // algorithms are the lists a hop offers, the tunnel's.
 type algorithms struct {
@@ -50,6 +104,13 @@ type Config struct {
 	Server   Endpoint
 	Jump     []Endpoint // ProxyJump hops, first is dialed directly
 	Forwards []Forward
+	// LocalForwards are ssh -L forwards served through the server.
+	LocalForwards []LocalForward
+
+	// ForwardAllocated is told the port the server bound for a forward
+	// that asked for port 0 when it comes up, and 0 when it goes down.
+	// It is called from the session's goroutines and must not block.
+	ForwardAllocated func(forward string, port int)
 
 	KeepaliveInterval time.Duration
 	KeepaliveCountMax int
@@ -116,6 +177,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.ForwardAllocated == nil {
+		c.ForwardAllocated = func(string, int) {}
 	}
 	if c.Observer == nil {
 		c.Observer = NopObserver{}

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // The first hop is connected by one attempt at a time, and a connection
@@ -68,7 +66,7 @@ type attemptResult struct {
 
 // connectFirst dials the first hop and runs its SSH handshake within
 // connect_timeout, replacing an attempt whose packets were lost.
-func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
+func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, creds *credentials, hk *hostKeys) (*hop, error) {
 	done := make(chan struct{})
 	results := make(chan attemptResult)
 	var (
@@ -106,12 +104,12 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 			}()
 		}
 		// Each attempt records its own host key error.
-		ahk := &hostKeys{ep: hk.ep, callback: hk.callback}
+		ahk := hk.fork()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer cancel()
-			h, err := t.attemptConnect(actx, a, ep, signer, ahk)
+			h, err := t.attemptConnect(actx, a, ep, creds, ahk)
 			select {
 			case results <- attemptResult{a: a, hop: h, err: err}:
 			case <-done:
@@ -171,7 +169,7 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, signer ssh.Sign
 // runs, TCP keepalive probes make a live server's kernel ACK every
 // redialAfter, which tells a silent server (or a full accept queue) from a
 // lost link.
-func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
+func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, creds *credentials, hk *hostKeys) (*hop, error) {
 	raw, err := t.dialOnce(ctx, ep)
 	if err != nil {
 		return nil, err
@@ -182,7 +180,7 @@ func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, s
 		a.tcp.Store(tc)
 	}
 	a.connected.Store(true)
-	h, err := handshake(ctx, raw, ep, signer, hk)
+	h, err := handshake(ctx, raw, ep, creds, hk)
 	if err == nil && tc != nil {
 		// rtunnel's own keepalive watches the session from here.
 		_ = tc.SetKeepAlive(false)

@@ -54,30 +54,38 @@ func (t *Tunnel) dialChain(ctx context.Context) (chain []*hop, err error) {
 	}()
 	hops := t.cfg.hops()
 	for i, ep := range hops {
-		signer, err := LoadIdentity(ep.Identity)
-		if err != nil {
-			return chain, err
-		}
-		hk, err := newHostKeys(ep)
-		if err != nil {
-			return chain, err
-		}
-		var h *hop
-		if i == 0 {
-			h, err = t.connectFirst(ctx, ep, signer, hk)
-		} else {
-			var raw net.Conn
-			raw, err = dialThrough(ctx, chain[i-1], ep)
-			if err == nil {
-				h, err = handshake(ctx, raw, ep, signer, hk)
-			}
-		}
+		h, err := t.connectHop(ctx, i, ep, chain)
 		if err != nil {
 			return chain, err
 		}
 		chain = append(chain, h)
 	}
 	return chain, nil
+}
+
+// connectHop reads the hop's credentials and known_hosts afresh (a renewed
+// certificate, a learned host key) and connects to it.
+func (t *Tunnel) connectHop(ctx context.Context, i int, ep *Endpoint, chain []*hop) (*hop, error) {
+	hk, err := newHostKeys(ep, t.log)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := loadCredentials(ctx, ep)
+	if err != nil {
+		return nil, err
+	}
+	defer creds.close()
+	for _, n := range creds.notes {
+		t.log.Warn("not offering a certificate", "hop", ep.String(), "why", n)
+	}
+	if i == 0 {
+		return t.connectFirst(ctx, ep, creds, hk)
+	}
+	raw, err := dialThrough(ctx, chain[i-1], ep)
+	if err != nil {
+		return nil, err
+	}
+	return handshake(ctx, raw, ep, creds, hk)
 }
 
 // dialTCP makes one TCP connection to the first hop within its
@@ -136,12 +144,12 @@ func dialThrough(ctx context.Context, prev *hop, ep *Endpoint) (net.Conn, error)
 	return c, nil
 }
 
-func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signer, hk *hostKeys) (*hop, error) {
+func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, creds *credentials, hk *hostKeys) (*hop, error) {
 	banner := &bannerConn{Conn: newServerConn(raw)}
 	conn := newHeardConn(banner)
 	cfg := &ssh.ClientConfig{
 		User:              ep.User,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(creds.signers...)},
 		HostKeyCallback:   hk.Check,
 		HostKeyAlgorithms: hk.Algorithms(),
 		ClientVersion:     "SSH-2.0-rtunnel",
@@ -183,7 +191,7 @@ func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, signer ssh.Signe
 		return nil, ctx.Err()
 	}
 	if isAuthFailure(err) {
-		return nil, &AuthError{Hop: ep.String(), Fingerprint: ssh.FingerprintSHA256(signer.PublicKey()), Err: err}
+		return nil, &AuthError{Hop: ep.String(), Offered: creds.labels, Notes: creds.notes, MaxTries: isMaxTries(err), Err: err}
 	}
 	if closedBeforeBanner(banner, err) {
 		return nil, &BusyError{Hop: ep.String(), Err: err}

@@ -29,12 +29,21 @@ const (
 // HostKeyKind says what was wrong with a server's host key.
 type HostKeyKind int
 
-// Host key problems. A changed or revoked key is permanent; an unknown
-// host at run time (known_hosts lost its line since start-up) is Slow.
+// Host key problems. A changed or revoked key, or a host certificate
+// refused for good, is permanent; an unknown host at run time (known_hosts
+// lost its line since start-up) is Slow; a host certificate outside its
+// validity window is retried: the hub's renewal (or this machine's clock)
+// heals that.
 const (
 	HostUnknown HostKeyKind = iota
 	HostChanged
 	HostRevoked
+	HostCertOnly        // a plain key offered where known_hosts trusts only a CA
+	HostCertUntrusted   // a certificate signed by a CA known_hosts does not list for the host
+	HostCertExpired     // a certificate past its validity window
+	HostCertNotYetValid // a certificate before its validity window
+	HostCertPrincipal   // a certificate for other host names
+	HostCertInvalid     // a certificate x/crypto refused otherwise (signature, critical options)
 )
 
 // HostKeyError is a host key that known_hosts does not vouch for.
@@ -47,7 +56,16 @@ type HostKeyError struct {
 	KeyType    string // type of the key the server offered
 	Offered    string // its SHA256 fingerprint
 	WantLines  []string
+	AcceptNew  bool // the endpoint learns unknown hosts (seen only by rtunnel check)
+
+	// For a host certificate: its signer, window and principals.
+	CA         string // fingerprint of the CA that signed it
+	Window     string // "valid from ... to ..."
+	Principals []string
+	Detail     string // x/crypto's reason, for HostCertInvalid
 }
+
+func (e *HostKeyError) name() string { return knownHostsName(e.Host, e.Port) }
 
 func (e *HostKeyError) Error() string {
 	switch e.Kind {
@@ -58,6 +76,25 @@ func (e *HostKeyError) Error() string {
 			e.Hop, e.KeyType, e.Offered, e.KnownHosts, strings.Join(e.WantLines, ", "), knownHostsName(e.Host, e.Port), e.KnownHosts)
 	case HostRevoked:
 		return fmt.Sprintf("host key of %s (%s %s) is marked @revoked in %s: rtunnel will not connect", e.Hop, e.KeyType, e.Offered, e.KnownHosts)
+	case HostCertOnly:
+		return fmt.Sprintf("%s trusts only a certificate authority for %s, but the server offered a plain %s key %s, no certificate. "+
+			"Give the server a host certificate (ssh-keygen -s CA -h -n %s; HostCertificate in sshd_config), or add its key: %s",
+			e.KnownHosts, e.name(), e.KeyType, e.Offered, e.Host, keyscanCommand(e.Host, e.Port, e.KeyType, e.KnownHosts))
+	case HostCertUntrusted:
+		return fmt.Sprintf("host certificate of %s (%s) is signed by CA %s, which %s does not list as @cert-authority for %s: rtunnel will not connect. "+
+			"Add that CA's line if you trust it, or have the host signed by the CA you list", e.Hop, e.Offered, e.CA, e.KnownHosts, e.name())
+	case HostCertExpired, HostCertNotYetValid:
+		what := "has expired"
+		if e.Kind == HostCertNotYetValid {
+			what = "is not valid yet (is this machine's clock right?)"
+		}
+		return fmt.Sprintf("host certificate of %s (%s, CA %s) %s: %s. rtunnel retries; renew it on the server (ssh-keygen -s CA -h)",
+			e.Hop, e.Offered, e.CA, what, e.Window)
+	case HostCertPrincipal:
+		return fmt.Sprintf("host certificate of %s (%s, CA %s) is for %s, not %s: rtunnel will not connect. Sign it with -n %s, or connect by a name it holds",
+			e.Hop, e.Offered, e.CA, strings.Join(e.Principals, ","), e.Host, e.Host)
+	case HostCertInvalid:
+		return fmt.Sprintf("host certificate of %s (%s, CA %s) was refused: %s: rtunnel will not connect", e.Hop, e.Offered, e.CA, e.Detail)
 	}
 	return fmt.Sprintf("host %s is not in %s (it offered %s key %s). rtunnel never trusts an unknown host. "+
 		"Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), then add it with: %s",
@@ -177,20 +214,50 @@ func (e *BusyError) Error() string {
 }
 func (e *BusyError) Unwrap() error { return e.Err }
 
-// AuthError is the server refusing our key. It is retried: the key may be
-// installed later, and a hub may refuse while it is overloaded.
+// AuthError is the server refusing every key offered. It is retried: the
+// key may be installed later, a certificate renewed, and a hub may refuse
+// while it is overloaded.
 type AuthError struct {
-	Hop         string
-	Fingerprint string
-	Err         error
+	Hop      string
+	Offered  []string // each key and certificate offered, in order
+	Notes    []string // certificates not offered, and why
+	MaxTries bool     // the server stopped the attempt (MaxAuthTries)
+	Err      error
 }
 
 func (e *AuthError) Error() string {
-	return fmt.Sprintf("%s refused our key %s (%v): check that its public key is in the server's authorized_keys "+
-		"(compare with ssh-keygen -lf authorized_keys there) and that the line's options parse: an invalid permitlisten/permitopen makes sshd reject the whole key",
-		e.Hop, e.Fingerprint, e.Err)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s refused ", e.Hop)
+	if len(e.Offered) == 0 {
+		b.WriteString("the login: no key or certificate could be offered")
+	} else {
+		fmt.Fprintf(&b, "every key offered (%s)", strings.Join(e.Offered, ", "))
+	}
+	fmt.Fprintf(&b, " (%v)", e.Err)
+	for _, n := range e.Notes {
+		b.WriteString("; ")
+		b.WriteString(n)
+	}
+	if e.MaxTries {
+		b.WriteString("; the server stopped after its MaxAuthTries: put the identity it accepts first")
+	}
+	b.WriteString(": check that the public key (or, for a certificate, its CA with cert-authority) is in the server's authorized_keys " +
+		"(compare with ssh-keygen -lf authorized_keys there) and that the line's options parse: an invalid permitlisten/permitopen makes sshd reject the whole key")
+	return b.String()
 }
 func (e *AuthError) Unwrap() error { return e.Err }
+
+// AgentError is an ssh-agent rtunnel could not use: no socket, nobody
+// listening, or no keys. It is retried: the agent may come back.
+type AgentError struct {
+	Socket string
+	Err    error
+}
+
+func (e *AgentError) Error() string {
+	return fmt.Sprintf("ssh-agent at %s: %v: is the agent running, and is identity_agent its socket?", e.Socket, e.Err)
+}
+func (e *AgentError) Unwrap() error { return e.Err }
 
 // TimeoutError is a step that did not finish in time.
 type TimeoutError struct {
@@ -213,12 +280,35 @@ type ForwardRefusedError struct {
 }
 
 func (e *ForwardRefusedError) Error() string {
+	if strings.HasPrefix(e.Forward, "/") {
+		return fmt.Sprintf("server %s refused remote socket forward %s. sshd gives no reason; its log tells which: "+
+			`"bind: Address already in use" means a socket file is left at that path (sshd_config StreamLocalBindUnlink yes lets a new session replace it); `+
+			"a refusal without it means socket forwarding is off for this key: sshd_config needs AllowStreamLocalForwarding yes "+
+			"(or all), and the key line's restrict needs port-forwarding (permitlisten does not govern sockets)",
+			e.Server, e.Forward)
+	}
 	return fmt.Sprintf("server %s refused remote forward %s. sshd gives no reason; its log tells which: "+
 		`"Address already in use" means the port is held, by an older session of this key that the server has not dropped yet `+
 		"(freed when its ClientAlive check drops it) or by another process on the hub (ss -ltnp there shows which); "+
 		`"but the request was denied" means the key's permitlisten does not allow it (permitlisten needs port-forwarding on the same key line)`,
 		e.Server, e.Forward)
 }
+
+// LocalBindError is a local forward (ssh -L) whose address rtunnel cannot
+// listen on. Like a refused forward it is retried: the port may be held by
+// a process that is about to exit.
+type LocalBindError struct {
+	Forward string
+	Listen  string
+	Err     error
+}
+
+func (e *LocalBindError) Error() string {
+	return fmt.Sprintf("local forward %s cannot listen on %s: %v (another process holds it, or the address is not on this machine: ss -ltnp shows who listens)",
+		e.Forward, e.Listen, e.Err)
+}
+
+func (e *LocalBindError) Unwrap() error { return e.Err }
 
 // LinkDeadError is a link that stopped answering.
 type LinkDeadError struct {
@@ -259,7 +349,7 @@ func Permanent(err error) bool {
 	)
 	switch {
 	case errors.As(err, &hk):
-		return hk.Kind != HostUnknown
+		return hk.Kind != HostUnknown && hk.Kind != HostCertExpired && hk.Kind != HostCertNotYetValid
 	case errors.As(err, &kf):
 		return kf.Fault != FileUnreadable
 	case errors.As(err, &kh):
@@ -295,7 +385,9 @@ func Result(err error) string {
 	var (
 		hk *HostKeyError
 		au *AuthError
+		ag *AgentError
 		fr *ForwardRefusedError
+		lb *LocalBindError
 		to *TimeoutError
 		ld *LinkDeadError
 		de *DialError
@@ -309,9 +401,9 @@ func Result(err error) string {
 		return ResultBusy
 	case errors.As(err, &hk):
 		return ResultHostKey
-	case errors.As(err, &au):
+	case errors.As(err, &au), errors.As(err, &ag):
 		return ResultAuth
-	case errors.As(err, &fr):
+	case errors.As(err, &fr), errors.As(err, &lb): // a forward that could not be set up, on either side
 		return ResultForwardRefused
 	case errors.As(err, &to), errors.As(err, &ld):
 		return ResultTimeout
@@ -341,9 +433,14 @@ func Busy(err error) bool {
 	return errors.As(err, &be)
 }
 
-// isAuthFailure recognises x/crypto's error for a refused public key.
+// isAuthFailure recognises x/crypto's error for refused public keys, and
+// sshd's disconnect after MaxAuthTries.
 func isAuthFailure(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "unable to authenticate")
+	return err != nil && (strings.Contains(err.Error(), "unable to authenticate") || isMaxTries(err))
+}
+
+func isMaxTries(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "Too many authentication failures")
 }
 
 // Refused reports whether err is the first hop refusing the TCP connect:

@@ -206,28 +206,28 @@ func TestClassifyKnownHostsAndKeyFiles(t *testing.T) {
 			writeFile(t, c.Server.KnownHosts, string(data), 0o664)
 		}, classified{permanent: true, result: ResultHandshake, words: []string{"known_hosts", "0664", "group or others write it", "chmod go-w " + filepath.Join(dir, "shared_known_hosts")}}},
 		{"identity readable by others", func(c *Config) {
-			c.Server.Identity = filepath.Join(dir, "loose")
+			c.Server.Identities = []string{filepath.Join(dir, "loose")}
 			data, _ := os.ReadFile(f.identity)
-			writeFile(t, c.Server.Identity, string(data), 0o644)
+			writeFile(t, c.Server.Identities[0], string(data), 0o644)
 		}, classified{permanent: true, result: ResultHandshake, words: []string{"too open", "chmod 600"}}},
 		{"identity with a passphrase", func(c *Config) {
-			c.Server.Identity = filepath.Join(dir, "encrypted")
-			writeFile(t, c.Server.Identity, string(pem.EncodeToMemory(block)), 0o600)
+			c.Server.Identities = []string{filepath.Join(dir, "encrypted")}
+			writeFile(t, c.Server.Identities[0], string(pem.EncodeToMemory(block)), 0o600)
 		}, classified{permanent: true, result: ResultHandshake, words: []string{"passphrase", "unattended"}}},
 		{"identity is the public key", func(c *Config) {
-			c.Server.Identity = filepath.Join(dir, "id.pub")
-			writeFile(t, c.Server.Identity, string(ssh.MarshalAuthorizedKey(f.signer.PublicKey())), 0o600)
+			c.Server.Identities = []string{filepath.Join(dir, "id.pub")}
+			writeFile(t, c.Server.Identities[0], string(ssh.MarshalAuthorizedKey(f.signer.PublicKey())), 0o600)
 		}, classified{permanent: true, result: ResultHandshake, words: []string{"this is a public key", filepath.Join(dir, "id") + ")"}}},
-		{"identity missing", func(c *Config) { c.Server.Identity = filepath.Join(dir, "absent") },
+		{"identity missing", func(c *Config) { c.Server.Identities = []string{filepath.Join(dir, "absent")} },
 			classified{slow: true, result: ResultHandshake, words: []string{"cannot read", "no such file or directory", "ssh-keygen -t ed25519"}}},
 		{"identity empty", func(c *Config) {
-			c.Server.Identity = filepath.Join(dir, "empty")
-			writeFile(t, c.Server.Identity, "", 0o600)
+			c.Server.Identities = []string{filepath.Join(dir, "empty")}
+			writeFile(t, c.Server.Identities[0], "", 0o600)
 		}, classified{slow: true, result: ResultHandshake, words: []string{"is empty", "rewritten"}}},
 		{"identity cut short", func(c *Config) {
-			c.Server.Identity = filepath.Join(dir, "short")
+			c.Server.Identities = []string{filepath.Join(dir, "short")}
 			data, _ := os.ReadFile(f.identity)
-			writeFile(t, c.Server.Identity, string(data[:len(data)/2]), 0o600)
+			writeFile(t, c.Server.Identities[0], string(data[:len(data)/2]), 0o600)
 		}, classified{slow: true, result: ResultHandshake, words: []string{"not a private key rtunnel can use"}}},
 	}
 	for _, c := range cases {
@@ -252,7 +252,7 @@ func TestClassifyAuthRefused(t *testing.T) {
 	if !strings.Contains(ae.Err.Error(), "ssh: unable to authenticate, attempted methods [none publickey], no supported methods remain") {
 		t.Errorf("x/crypto's auth failure reads %q", ae.Err)
 	}
-	check(t, err, classified{result: ResultAuth, words: []string{"refused our key " + ssh.FingerprintSHA256(f.signer.PublicKey()), "authorized_keys", "permitlisten"}})
+	check(t, err, classified{result: ResultAuth, words: []string{"refused every key offered (key " + ssh.FingerprintSHA256(f.signer.PublicKey()), "authorized_keys", "permitlisten"}})
 }
 
 // A server that closes before its banner is what sshd past MaxStartups

@@ -2,8 +2,11 @@ package tunnel
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +21,9 @@ type fwdState struct {
 	// asked is set before tcpip-forward is sent: sshd may open the first
 	// forwarded-tcpip channel before its reply has been processed here.
 	asked atomic.Bool
+	// allocated is the port the server bound for a port-0 forward in this
+	// session; forwarded-tcpip channels arrive with it, not with 0.
+	allocated atomic.Uint32
 }
 
 func (f *fwdState) isUp() bool { return f.up.Load() }
@@ -31,8 +37,36 @@ type forwardPayload struct {
 	Port uint32
 }
 
-func (f *fwdState) payload() *forwardPayload {
-	return &forwardPayload{Addr: f.f.RemoteHost, Port: uint32(f.f.RemotePort)}
+// requestType is the global request that asks for the forward.
+func (f *fwdState) requestType() string {
+	if f.f.RemotePath != "" {
+		return "streamlocal-forward@openssh.com"
+	}
+	return "tcpip-forward"
+}
+
+// cancelType is the global request that cancels it.
+func (f *fwdState) cancelType() string { return "cancel-" + f.requestType() }
+
+// payload is the request's body, for asking and cancelling. sshd cancels a
+// port-0 forward by the port it bound, as ssh's own -O cancel does.
+func (f *fwdState) payload() []byte {
+	if f.f.RemotePath != "" {
+		return ssh.Marshal(&streamLocalPayload{Path: f.f.RemotePath})
+	}
+	port := uint32(f.f.RemotePort)
+	if port == 0 {
+		port = f.allocated.Load()
+	}
+	return ssh.Marshal(&forwardPayload{Addr: f.f.RemoteHost, Port: port})
+}
+
+// boundPort is the port forwarded-tcpip channels of this forward carry.
+func (f *fwdState) boundPort() uint32 {
+	if f.f.RemotePort == 0 {
+		return f.allocated.Load()
+	}
+	return uint32(f.f.RemotePort)
 }
 
 // forwardedPayload is RFC 4254 7.2's forwarded-tcpip channel open body.
@@ -68,39 +102,61 @@ func (s *session) requestForwards(ctx context.Context) error {
 	return nil
 }
 
-// request sends one tcpip-forward and waits for the reply within the
-// server's connect_timeout; a server that never answers kills the session.
+// request sends one tcpip-forward (or streamlocal-forward) and waits for
+// the reply within the server's connect_timeout; a server that never
+// answers kills the session.
 func (s *session) request(ctx context.Context, f *fwdState) (bool, error) {
-	var ok bool
+	var (
+		ok    bool
+		reply []byte
+	)
 	timeout := s.server.ep.ConnectTimeout
+	step := f.requestType() + " " + f.f.Remote()
 	f.asked.Store(true)
 	defer func() {
 		if !ok {
 			f.asked.Store(false)
 		}
+		s.replies.notify()
 	}()
 	err, timedOut := bounded(ctx, timeout, func() {
-		s.kill(&TimeoutError{Step: "tcpip-forward " + f.f.Remote(), Hop: s.server.ep.String(), After: timeout})
+		s.kill(&TimeoutError{Step: step, Hop: s.server.ep.String(), After: timeout})
 	}, func() error {
 		var err error
-		ok, _, err = s.server.client.SendRequest("tcpip-forward", true, ssh.Marshal(f.payload()))
+		ok, reply, err = s.server.client.SendRequest(f.requestType(), true, f.payload())
 		return err
 	})
 	if timedOut {
-		return false, &TimeoutError{Step: "tcpip-forward " + f.f.Remote(), Hop: s.server.ep.String(), After: timeout}
+		ok = false
+		return false, &TimeoutError{Step: step, Hop: s.server.ep.String(), After: timeout}
 	}
 	if err != nil {
+		ok = false
 		return false, &ClosedError{Hop: s.server.ep.String(), Err: err}
 	}
-	if ok {
-		if f.setUp(true) {
-			s.t.obs.ForwardUp(s.t.cfg.Name, f.label)
-		}
-		s.t.log.Info("forward up", "forward", f.label)
-		return true, nil
+	if !ok {
+		s.t.obs.ForwardRefused(s.t.cfg.Name, f.label)
+		return false, nil
 	}
-	s.t.obs.ForwardRefused(s.t.cfg.Name, f.label)
-	return false, nil
+	if f.f.RemotePath == "" && f.f.RemotePort == 0 {
+		// RFC 4254 7.1: for port 0 the success reply carries the port bound.
+		var got struct{ Port uint32 }
+		if err := ssh.Unmarshal(reply, &got); err != nil || got.Port == 0 {
+			ok = false
+			bad := &ClosedError{Hop: s.server.ep.String(), Err: fmt.Errorf("tcpip-forward %s: the server's reply names no port (%d bytes)", f.f.Remote(), len(reply))}
+			s.kill(bad) // its listener is unknown and could not even be cancelled
+			return false, bad
+		}
+		f.allocated.Store(got.Port)
+		s.t.log.Info("forward up", "forward", f.label, "allocated_port", got.Port)
+		s.t.cfg.ForwardAllocated(f.label, int(got.Port))
+	} else {
+		s.t.log.Info("forward up", "forward", f.label)
+	}
+	if f.setUp(true) {
+		s.t.obs.ForwardUp(s.t.cfg.Name, f.label)
+	}
+	return true, nil
 }
 
 // retryForward re-requests a refused forward every ForwardRetry for
@@ -142,11 +198,12 @@ func (s *session) retryForward(f *fwdState) {
 }
 
 // lookup finds the forward a forwarded-tcpip channel belongs to: only ports
-// we asked for (and were not refused).
+// we asked for (and were not refused). For a port-0 forward that is the
+// port the server reported it bound.
 func (s *session) lookup(addr string, port uint32) *fwdState {
 	var byPort *fwdState
 	for _, f := range s.fwds {
-		if !f.asked.Load() || uint32(f.f.RemotePort) != port {
+		if !f.asked.Load() || f.f.RemotePath != "" || f.boundPort() != port {
 			continue
 		}
 		if f.f.RemoteHost == addr {
@@ -171,31 +228,61 @@ func (s *session) accept(chans <-chan ssh.NewChannel) {
 			s.warnLimited("bad-forwarded", "refused a malformed forwarded-tcpip channel from the server", "err", err)
 			continue
 		}
-		f := s.lookup(p.Addr, p.Port)
-		if f == nil {
-			nc.Reject(ssh.Prohibited, "no such forward")
-			s.t.obs.ConnRejected(s.t.cfg.Name, "", "unknown_forward")
-			s.warnLimited("unknown-forward", "refused a forwarded connection for a port rtunnel did not ask for",
-				"addr", net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port))))
+		origin := net.JoinHostPort(p.OriginAddr, strconv.Itoa(int(p.OriginPort)))
+		if f := s.lookup(p.Addr, p.Port); f != nil {
+			s.admitChannel(nc, f, origin)
 			continue
 		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			nc.Reject(ssh.ResourceShortage, "too many connections")
-			s.t.obs.ConnRejected(s.t.cfg.Name, f.label, "max_connections")
-			s.warnLimited("max-conns:"+f.label, "refused a forwarded connection: max_connections reached",
-				"forward", f.label, "max_connections", s.t.cfg.MaxConnections)
+		if !s.replies.pending(s.fwds) {
+			s.rejectUnknown(nc, net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port))))
 			continue
 		}
-		if !s.admit() {
-			<-s.sem
-			nc.Reject(ssh.ConnectionFailed, "rtunnel is shutting down")
-			continue
-		}
+		// A port-0 forward's reply may still be on its way to request: the
+		// channel can overtake it. Wait for it off the accept loop.
 		s.wg.Add(1)
-		go s.serve(nc, f, net.JoinHostPort(p.OriginAddr, strconv.Itoa(int(p.OriginPort))))
+		go func() {
+			defer s.wg.Done()
+			if f := s.replies.await(s, func() *fwdState { return s.lookup(p.Addr, p.Port) }); f != nil {
+				s.admitChannel(nc, f, origin)
+				return
+			}
+			s.rejectUnknown(nc, net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port))))
+		}()
 	}
+}
+
+// rejectUnknown refuses a channel for an address (host:port, or a socket
+// path) that no forward of this session asked for.
+func (s *session) rejectUnknown(nc ssh.NewChannel, addr string) {
+	nc.Reject(ssh.Prohibited, "no such forward")
+	s.t.obs.ConnRejected(s.t.cfg.Name, "", "unknown_forward")
+	what := "port"
+	if strings.HasPrefix(addr, "/") {
+		what = "socket path"
+	}
+	s.warnLimited("unknown-forward:"+what, "refused a forwarded connection for a "+what+" rtunnel did not ask for", "addr", addr)
+}
+
+// admitChannel takes a forwarded channel within max_connections and
+// serves it on its own goroutine; over the limit or while stopping it is
+// refused at once.
+func (s *session) admitChannel(nc ssh.NewChannel, f *fwdState, origin string) {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		nc.Reject(ssh.ResourceShortage, "too many connections")
+		s.t.obs.ConnRejected(s.t.cfg.Name, f.label, "max_connections")
+		s.warnLimited("max-conns:"+f.label, "refused a forwarded connection: max_connections reached",
+			"forward", f.label, "max_connections", s.t.cfg.MaxConnections)
+		return
+	}
+	if !s.admit() {
+		<-s.sem
+		nc.Reject(ssh.ConnectionFailed, "rtunnel is shutting down")
+		return
+	}
+	s.wg.Add(1)
+	go s.serve(nc, f, origin)
 }
 
 // serve dials the local target and pipes the channel to it. origin is who
@@ -205,7 +292,7 @@ func (s *session) serve(nc ssh.NewChannel, f *fwdState, origin string) {
 	defer s.release()
 	defer func() { <-s.sem }()
 	d := net.Dialer{Timeout: s.server.ep.ConnectTimeout}
-	local, err := d.DialContext(s.ctx, "tcp", f.f.Local)
+	local, err := d.DialContext(s.ctx, network(f.f.Local), f.f.Local)
 	if err != nil {
 		nc.Reject(ssh.ConnectionFailed, "local target unreachable")
 		s.t.obs.ConnRejected(s.t.cfg.Name, f.label, "local_dial")
@@ -218,6 +305,13 @@ func (s *session) serve(nc ssh.NewChannel, f *fwdState, origin string) {
 		local.Close()
 		return
 	}
+	s.carry(ch, reqs, local, f.label, origin)
+}
+
+// carry pipes one accepted channel and its local socket until both ends
+// are done, with the open and close logged and counted under label. Its
+// caller holds a max_connections slot and an admit count.
+func (s *session) carry(ch ssh.Channel, reqs <-chan *ssh.Request, local net.Conn, label, origin string) {
 	pc := &pipeConn{ch: ch, local: local, inDone: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
@@ -241,12 +335,12 @@ func (s *session) serve(nc ssh.NewChannel, f *fwdState, origin string) {
 	}
 	s.conns[pc] = struct{}{}
 	s.mu.Unlock()
-	s.t.obs.ConnOpened(s.t.cfg.Name, f.label)
+	s.t.obs.ConnOpened(s.t.cfg.Name, label)
 	start := time.Now()
-	s.t.log.Debug("forwarded connection open", "forward", f.label, "origin", origin)
-	end := s.pipe(pc, f)
-	s.t.obs.ConnClosed(s.t.cfg.Name, f.label)
-	args := []any{"forward", f.label, "origin", origin, "bytes_in", end.in, "bytes_out", end.out,
+	s.t.log.Debug("forwarded connection open", "forward", label, "origin", origin)
+	end := s.pipe(pc, label)
+	s.t.obs.ConnClosed(s.t.cfg.Name, label)
+	args := []any{"forward", label, "origin", origin, "bytes_in", end.in, "bytes_out", end.out,
 		"duration", time.Since(start).Round(time.Microsecond).String(), "end", end.how}
 	if end.err != nil {
 		args = append(args, "err", end.err.Error())
@@ -263,5 +357,65 @@ func (s *session) isDead() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// replyNotice wakes channels that arrived for a port-0 forward before its
+// reply was recorded: sshd may open the first forwarded-tcpip channel right
+// after its reply, and x/crypto hands the two to different goroutines.
+type replyNotice struct {
+	mu sync.Mutex
+	ch chan struct{} // closed at the next recorded reply
+}
+
+func (r *replyNotice) next() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ch == nil {
+		r.ch = make(chan struct{})
+	}
+	return r.ch
+}
+
+func (r *replyNotice) notify() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ch != nil {
+		close(r.ch)
+		r.ch = nil
+	}
+}
+
+// pending reports whether a port-0 forward was asked for and its port is
+// not known yet.
+func (r *replyNotice) pending(fwds []*fwdState) bool {
+	for _, f := range fwds {
+		if f.f.RemotePath == "" && f.f.RemotePort == 0 && f.asked.Load() && f.allocated.Load() == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// await retries find after each recorded reply while a port-0 reply is
+// pending, for at most the server's connect_timeout.
+func (r *replyNotice) await(s *session, find func() *fwdState) *fwdState {
+	timer := time.NewTimer(s.server.ep.ConnectTimeout)
+	defer timer.Stop()
+	for {
+		next := r.next() // before find: a reply recorded in between still wakes us
+		if f := find(); f != nil {
+			return f
+		}
+		if !r.pending(s.fwds) {
+			return nil
+		}
+		select {
+		case <-next:
+		case <-s.dead:
+			return nil
+		case <-timer.C:
+			return nil
+		}
 	}
 }

@@ -46,7 +46,11 @@ type testServer struct {
 	silent        atomic.Bool // accept TCP and never speak
 	closeAtOnce   atomic.Bool // accept TCP and close it
 	holdForward   atomic.Bool // never answer tcpip-forward, as a hub too slow to reply
-	accepted      atomic.Int32
+	// allocate, when set, answers a port-0 tcpip-forward with this port,
+	// after opening a forwarded-tcpip channel for it (see portzero_test.go).
+	allocate   atomic.Uint32
+	earlyChans chan ssh.Channel
+	accepted   atomic.Int32
 
 	forwardAsked chan struct{} // one value per tcpip-forward received
 
@@ -202,6 +206,10 @@ func (s *testServer) handle(g *gatedConn) {
 				}
 				var p forwardPayload
 				ok := ssh.Unmarshal(r.Payload, &p) == nil && !s.refuseForward.Load()
+				if port := s.allocate.Load(); ok && p.Port == 0 && port != 0 {
+					s.replyAfterChannel(sc, r, p.Addr, port)
+					continue
+				}
 				r.Reply(ok, nil)
 				if ok {
 					select {
@@ -393,7 +401,7 @@ func baseConfig(s *testServer, f clientFiles, l *logs, local string) Config {
 	}
 	return Config{
 		Name:              "t",
-		Server:            Endpoint{User: "rt", Host: "127.0.0.1", Port: port, Identity: f.identity, KnownHosts: f.knownHosts, ConnectTimeout: 5 * time.Second},
+		Server:            Endpoint{User: "rt", Host: "127.0.0.1", Port: port, Identities: []string{f.identity}, KnownHosts: f.knownHosts, ConnectTimeout: 5 * time.Second},
 		Forwards:          []Forward{{RemoteHost: "localhost", RemotePort: 2220, Local: local}},
 		KeepaliveInterval: 200 * time.Millisecond,
 		KeepaliveCountMax: 3,
@@ -523,7 +531,7 @@ func upWithEcho(t *testing.T, mod func(*Config)) (*testServer, *hubConn, *runnin
 
 func TestHostileServerOpensUnwantedChannels(t *testing.T) {
 	_, sc, r, l := upWithEcho(t, nil)
-	for _, typ := range []string{"session", "direct-tcpip", "x11", "auth-agent@openssh.com", "forwarded-streamlocal@openssh.com", "evil@example.com"} {
+	for _, typ := range []string{"session", "direct-tcpip", "x11", "auth-agent@openssh.com", "evil@example.com"} {
 		_, _, err := sc.OpenChannel(typ, []byte("whatever"))
 		var oce *ssh.OpenChannelError
 		if !errors.As(err, &oce) {
@@ -545,12 +553,23 @@ func TestHostileServerOpensUnwantedChannels(t *testing.T) {
 	if _, _, err := sc.OpenChannel("forwarded-tcpip", []byte{0, 0, 0, 200, 1}); err == nil {
 		t.Error("malformed forwarded-tcpip accepted")
 	}
-	rec := l.wait(t, "refused a channel the server opened: rtunnel only accepts forwarded-tcpip for its own forwards", 5*time.Second)
+	// The same for forwarded-streamlocal: no socket forward was asked for.
+	_, _, err := sc.OpenChannel("forwarded-streamlocal@openssh.com", ssh.Marshal(&forwardedStreamLocalPayload{Path: "/run/hub/other.sock"}))
+	var oce *ssh.OpenChannelError
+	if !errors.As(err, &oce) || oce.Reason != ssh.Prohibited || oce.Message != "no such forward" {
+		t.Errorf("forwarded-streamlocal for an unasked path: %v, want refused (no such forward)", err)
+	}
+	if _, _, err := sc.OpenChannel("forwarded-streamlocal@openssh.com", []byte("whatever")); err == nil {
+		t.Error("malformed forwarded-streamlocal accepted")
+	}
+	rec := l.wait(t, "refused a channel the server opened: rtunnel only accepts forwarded-tcpip and forwarded-streamlocal for its own forwards", 5*time.Second)
 	if rec.level != slog.LevelWarn || rec.attrs["type"] == "" {
 		t.Errorf("refusal logged as %v %v", rec.level, rec.attrs)
 	}
 	l.wait(t, "refused a forwarded connection for a port rtunnel did not ask for", 5*time.Second)
 	l.wait(t, "refused a malformed forwarded-tcpip channel from the server", 5*time.Second)
+	l.wait(t, "refused a forwarded connection for a socket path rtunnel did not ask for", 5*time.Second)
+	l.wait(t, "refused a malformed forwarded-streamlocal channel from the server", 5*time.Second)
 	// The tunnel is unaffected: our own forward carries data.
 	ch, err := sc.openForwarded("localhost", 2220)
 	if err != nil {

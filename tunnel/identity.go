@@ -63,17 +63,29 @@ func privateKeyHint(path string) string {
 
 // Check validates every key file and known_hosts file of cfg without
 // connecting: what `rtunnel check` and startup run so nothing half-starts.
+// An agent is not asked: it may start after rtunnel, and is retried.
 func Check(cfg Config) []error {
 	var errs []error
 	seen := map[string]bool{}
 	for _, ep := range cfg.hops() {
-		if !seen["id:"+ep.Identity] {
-			seen["id:"+ep.Identity] = true
-			if _, err := LoadIdentity(ep.Identity); err != nil {
+		for _, id := range ep.Identities {
+			if !seen["id:"+id] {
+				seen["id:"+id] = true
+				if ep.IdentityAgent != "" && publicKeyFile(id) != nil {
+					continue // the agent holds its private key
+				}
+				if _, err := LoadIdentity(id); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if c := ep.Certificate; c != "" && !seen["cert:"+c] {
+			seen["cert:"+c] = true
+			if _, err := loadCertificate(c); err != nil {
 				errs = append(errs, err)
 			}
 		}
-		cb, err := LoadKnownHosts(ep.KnownHosts)
+		hk, err := newHostKeys(ep, nil)
 		if err != nil {
 			if !seen["kh:"+ep.KnownHosts] {
 				errs = append(errs, err)
@@ -81,9 +93,9 @@ func Check(cfg Config) []error {
 			seen["kh:"+ep.KnownHosts] = true
 			continue
 		}
-		if algorithmsFor(cb, ep.Addr()) == nil {
+		if !ep.AcceptNew && hk.Algorithms() == nil {
 			errs = append(errs, &KnownHostsError{Path: ep.KnownHosts, Fault: FileUnusable, Err: fmt.Errorf("has no key for %s (hop %s): add it with %s",
-				knownhosts.Normalize(ep.Addr()), ep, keyscanCommand(ep.Host, ep.Port, "", ep.KnownHosts))})
+				knownhosts.Normalize(ep.hostKeyAddr()), ep, keyscanCommand(ep.Host, ep.Port, "", ep.KnownHosts))})
 		}
 	}
 	return errs

@@ -52,7 +52,7 @@ func FuzzKnownHosts(f *testing.F) {
 			}
 			return
 		}
-		ep := &Endpoint{User: "rt", Host: host, Port: int(port), KnownHosts: path, Identity: filepath.Join(dir, "absent")}
+		ep := &Endpoint{User: "rt", Host: host, Port: int(port), KnownHosts: path, Identities: []string{filepath.Join(dir, "absent")}}
 		algos := algorithmsFor(cb, ep.Addr())
 		for _, a := range algos {
 			if !knownAlgorithm(a) {

@@ -58,7 +58,7 @@ func (e *pipeEnd) set(how string, err error) {
 // pipe copies both ways with half-close: EOF from one side is passed on as
 // EOF (CloseWrite) and the other direction keeps flowing. An error on either
 // side closes both.
-func (s *session) pipe(pc *pipeConn, f *fwdState) *pipeEnd {
+func (s *session) pipe(pc *pipeConn, label string) *pipeEnd {
 	name := s.t.cfg.Name
 	obs := s.t.obs
 	end := &pipeEnd{}
@@ -75,7 +75,7 @@ func (s *session) pipe(pc *pipeConn, f *fwdState) *pipeEnd {
 	done := pc.inDone
 	go func() { // server -> local
 		defer close(done)
-		rerr, werr := copyCounted(pc.local, pc.ch, func(n int) { end.in += int64(n); obs.Bytes(name, f.label, "in", n) })
+		rerr, werr := copyCounted(pc.local, pc.ch, func(n int) { end.in += int64(n); obs.Bytes(name, label, "in", n) })
 		switch {
 		case werr != nil:
 			failed("local target", werr)
@@ -88,7 +88,7 @@ func (s *session) pipe(pc *pipeConn, f *fwdState) *pipeEnd {
 			_ = cw.CloseWrite()
 		}
 	}()
-	rerr, werr := copyCounted(pc.ch, pc.local, func(n int) { end.out += int64(n); obs.Bytes(name, f.label, "out", n) })
+	rerr, werr := copyCounted(pc.ch, pc.local, func(n int) { end.out += int64(n); obs.Bytes(name, label, "out", n) })
 	switch {
 	case rerr != nil:
 		failed("local target", rerr)

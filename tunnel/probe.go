@@ -33,7 +33,10 @@ func Probe(ctx context.Context, cfg Config, report func(Step)) {
 	var wg sync.WaitGroup
 	if chain := t.probeChain(ctx, &wg, report); chain != nil {
 		t.probeForwards(ctx, chain[len(chain)-1], report)
+		t.probeLocalForwards(ctx, chain[len(chain)-1], &wg, report)
 		closeAndWait(chain, &wg)
+	} else {
+		t.probeLocalForwards(ctx, nil, &wg, report)
 	}
 	t.probeLocals(ctx, report)
 }
@@ -57,14 +60,21 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		return nil
 	}
 	for i, ep := range t.cfg.hops() {
-		signer, err := LoadIdentity(ep.Identity)
+		creds, err := loadCredentials(ctx, ep)
 		if err != nil {
-			return fail(Step{Name: "identity " + ep.Identity, Detail: err.Error(), Fix: "fix the key file named above"})
+			var ag *AgentError
+			if errors.As(err, &ag) {
+				return fail(Step{Name: "identity agent " + ep.IdentityAgent, Detail: err.Error(), Fix: "start the agent and load the key (ssh-add), or fix identity_agent"})
+			}
+			return fail(Step{Name: "identity " + strings.Join(ep.Identities, ","), Detail: err.Error(), Fix: "fix the key or certificate file named above"})
 		}
-		hk, err := newHostKeys(ep)
+		defer creds.close()
+		hk, err := newHostKeys(ep, t.log)
 		if err != nil {
 			return fail(Step{Name: "known_hosts " + ep.KnownHosts, Detail: err.Error(), Fix: "fix the known_hosts file named above"})
 		}
+		// A check never writes known_hosts: accept-new learns at rtunnel up.
+		hk.readOnly = true
 		// Remember the key the server offers, to show its fingerprint. The
 		// handshake calls this from its own goroutine, which may outlive a
 		// timed-out handshake.
@@ -97,12 +107,12 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		}
 		report(Step{Name: name, OK: true, Detail: detail})
 
-		h, err := handshake(ctx, raw, ep, signer, hk)
+		h, err := handshake(ctx, raw, ep, creds, hk)
 		mu.Lock()
 		seen := offered
 		mu.Unlock()
 		keyName := knownHostsName(ep.Host, ep.Port)
-		fp := ssh.FingerprintSHA256(signer.PublicKey())
+		offeredKeys := strings.Join(creds.labels, ", ")
 		var (
 			hke *HostKeyError
 			ae  *AuthError
@@ -124,13 +134,21 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 			Detail: fmt.Sprintf("%s %s matches %s under the name %s", seen.Type(), ssh.FingerprintSHA256(seen), ep.KnownHosts, keyName)})
 		switch {
 		case errors.As(err, &ae):
-			return fail(Step{Name: "auth " + ep.String(), Detail: fmt.Sprintf("%s refused the key %s (%s) for user %s", ep.Addr(), fp, ep.Identity, ep.User),
-				Fix: fmt.Sprintf("compare %s with `ssh-keygen -l -f ~%s/.ssh/authorized_keys` on %s. If it is listed, the line's options are invalid: "+
-					`permitlisten="none", "" or "localhost:0" make sshd reject the whole key (write the line with rtunnel authorized-key)`, fp, ep.User, ep.Host)})
+			detail := fmt.Sprintf("%s refused %s for user %s", ep.Addr(), offeredKeys, ep.User)
+			for _, n := range ae.Notes {
+				detail += "; " + n
+			}
+			return fail(Step{Name: "auth " + ep.String(), Detail: detail,
+				Fix: fmt.Sprintf("compare the fingerprints with `ssh-keygen -l -f ~%s/.ssh/authorized_keys` on %s (for a certificate: its CA's cert-authority line). If it is listed, the line's options are invalid: "+
+					`permitlisten="none", "" or "localhost:0" make sshd reject the whole key (write the line with rtunnel authorized-key)`, ep.User, ep.Host)})
 		case err != nil:
 			return fail(Step{Name: "auth " + ep.String(), Detail: err.Error(), Fix: "the connection ended during login; see the server's sshd log"})
 		}
-		report(Step{Name: "auth " + ep.String(), OK: true, Detail: fmt.Sprintf("key %s accepted for user %s", fp, ep.User)})
+		accepted := offeredKeys
+		if len(creds.labels) > 1 {
+			accepted = "one of " + offeredKeys
+		}
+		report(Step{Name: "auth " + ep.String(), OK: true, Detail: fmt.Sprintf("%s accepted for user %s", accepted, ep.User)})
 		chain = append(chain, h)
 		// As a session does: every global request (hostkeys-00 after
 		// login, ClientAlive) gets a "no"; the loop ends when the
@@ -172,6 +190,13 @@ func hostKeyFix(e *HostKeyError, keyName string) string {
 			e.Hop, e.KnownHosts, keyName, e.KnownHosts)
 	case HostRevoked:
 		return "the key is revoked: do not connect"
+	case HostUnknown:
+		if e.AcceptNew {
+			return fmt.Sprintf("strict_host_key_checking is accept-new: rtunnel up will add %s %s to %s at its first connect; check the fingerprint on the server (ssh-keygen -l -f /etc/ssh/ssh_host_%s_key.pub) first",
+				e.KeyType, e.Offered, e.KnownHosts, keyFileType(e.KeyType))
+		}
+	default:
+		return "see the message: the host certificate or the known_hosts line for its CA needs fixing"
 	}
 	return fmt.Sprintf("check %s on the server (ssh-keygen -l -f /etc/ssh/ssh_host_%s_key.pub), then add it to %s under the name %s",
 		e.Offered, keyFileType(e.KeyType), e.KnownHosts, keyName)
@@ -183,18 +208,19 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 	timeout := server.ep.ConnectTimeout
 	for _, f := range t.cfg.Forwards {
 		name := "forward " + f.Remote()
+		st := &fwdState{f: f}
 		var (
 			ok    bool
 			reply []byte
 		)
 		err, timedOut := bounded(ctx, timeout, abort, func() error {
 			var err error
-			ok, reply, err = server.client.SendRequest("tcpip-forward", true, ssh.Marshal(&forwardPayload{Addr: f.RemoteHost, Port: uint32(f.RemotePort)}))
+			ok, reply, err = server.client.SendRequest(st.requestType(), true, st.payload())
 			return err
 		})
 		switch {
 		case timedOut:
-			report(Step{Name: name, Detail: fmt.Sprintf("%s did not answer the tcpip-forward request within %s", server.ep, timeout),
+			report(Step{Name: name, Detail: fmt.Sprintf("%s did not answer the %s request within %s", server.ep, st.requestType(), timeout),
 				Fix: "the server hangs or the link drops packets"})
 			return
 		case err != nil:
@@ -202,15 +228,20 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 			return
 		}
 		if ok {
-			port := uint32(f.RemotePort)
-			if port == 0 && len(reply) >= 4 {
-				port = binary.BigEndian.Uint32(reply)
-			}
 			detail := fmt.Sprintf("%s allowed it (requested, then cancelled)", server.ep)
+			if f.RemotePath != "" {
+				detail = fmt.Sprintf("%s allowed it (requested, then cancelled; sshd leaves the socket file behind, "+
+					"so the hub needs StreamLocalBindUnlink yes or the tunnel's next request for it is refused)", server.ep)
+			}
+			if f.RemotePath == "" && f.RemotePort == 0 && len(reply) >= 4 {
+				st.allocated.Store(binary.BigEndian.Uint32(reply))
+				detail = fmt.Sprintf("%s allowed it and picked port %d for this check (requested, then cancelled; every session gets a port of its own)",
+					server.ep, st.allocated.Load())
+			}
 			var cancelled bool
 			cerr, ctimedOut := bounded(ctx, timeout, abort, func() error {
 				var err error
-				cancelled, _, err = server.client.SendRequest("cancel-tcpip-forward", true, ssh.Marshal(&forwardPayload{Addr: f.RemoteHost, Port: port}))
+				cancelled, _, err = server.client.SendRequest(st.cancelType(), true, st.payload())
 				return err
 			})
 			if ctimedOut || cerr != nil || !cancelled {
@@ -222,7 +253,63 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 			}
 			continue
 		}
+		if f.RemotePath != "" {
+			report(Step{Name: name, Detail: fmt.Sprintf("%s refused streamlocal-forward %s", server.ep, f.RemotePath),
+				Fix: "permitlisten does not govern sockets: the hub's sshd_config needs AllowStreamLocalForwarding yes (or remote) for this user, " +
+					"StreamLocalBindUnlink yes if a socket file is left from an earlier session, the key's line needs port-forwarding after restrict, " +
+					"and the hub user must be able to create the file in that directory"})
+			continue
+		}
 		report(t.refusedStep(ctx, server, f, name))
+	}
+}
+
+// probeLocalForwards checks each local forward as a session would use it:
+// its address can be bound here (then released), and the server opens a
+// channel to its target (then closed). wg counts the goroutines that drain
+// each channel's requests until the server confirms the close.
+func (t *Tunnel) probeLocalForwards(ctx context.Context, server *hop, wg *sync.WaitGroup, report func(Step)) {
+	for _, lf := range t.cfg.LocalForwards {
+		ln, err := net.Listen(network(lf.Listen), lf.Listen)
+		if err != nil {
+			report(Step{Name: "local forward listen " + lf.Listen, Detail: err.Error(),
+				Fix: "another process holds it (ss -ltnp shows which; a running rtunnel up with this config holds it itself) or the address is not on this machine"})
+		} else {
+			ln.Close()
+			report(Step{Name: "local forward listen " + lf.Listen, OK: true, Detail: "can be bound here (bound, then released)"})
+		}
+		if server == nil {
+			continue
+		}
+		l := &localState{lf: lf}
+		typ, payload := l.openPayload(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		name := "local forward connect " + lf.Connect
+		var openErr error
+		_, timedOut := bounded(ctx, server.ep.ConnectTimeout, func() { server.conn.Close() }, func() error {
+			ch, reqs, err := server.client.OpenChannel(typ, payload)
+			if err == nil {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ssh.DiscardRequests(reqs)
+				}()
+				ch.Close()
+			}
+			openErr = err
+			return err
+		})
+		switch {
+		case timedOut:
+			report(Step{Name: name, Detail: fmt.Sprintf("%s did not open the channel within connect_timeout", server.ep), Fix: "the target drops packets as the hub sees it"})
+			return
+		case openErr != nil && strings.Contains(openErr.Error(), "administratively prohibited"):
+			report(Step{Name: name, Detail: openErr.Error(),
+				Fix: fmt.Sprintf(`the key's line on %s needs permitopen="%s" (rtunnel authorized-key --permitopen %s prints it)`, server.ep, lf.Connect, lf.Connect)})
+		case openErr != nil:
+			report(Step{Name: name, Detail: openErr.Error(), Fix: fmt.Sprintf("nothing answers at %s as %s sees it: check the target's address from the hub", lf.Connect, server.ep)})
+		default:
+			report(Step{Name: name, OK: true, Detail: fmt.Sprintf("%s opened %s to it (opened, then closed)", server.ep, typ)})
+		}
 	}
 }
 
@@ -270,7 +357,7 @@ func (t *Tunnel) probeLocals(ctx context.Context, report func(Step)) {
 		seen[f.Local] = true
 		name := "local target " + f.Local
 		d := net.Dialer{Timeout: t.cfg.Server.ConnectTimeout}
-		c, err := d.DialContext(ctx, "tcp", f.Local)
+		c, err := d.DialContext(ctx, network(f.Local), f.Local)
 		if err != nil {
 			s := Step{Name: name, Detail: "local target refused: " + err.Error(),
 				Fix: fmt.Sprintf("nothing listens on %s as seen from this machine: start the service (for the remote's own sshd: systemctl enable --now ssh) or fix the forward's local:", f.Local)}
@@ -283,6 +370,10 @@ func (t *Tunnel) probeLocals(ctx context.Context, report func(Step)) {
 			continue
 		}
 		c.Close()
-		report(Step{Name: name, OK: true, Detail: "accepts TCP connections (forward " + f.String() + ")"})
+		kind := "TCP connections"
+		if network(f.Local) == "unix" {
+			kind = "connections on the socket"
+		}
+		report(Step{Name: name, OK: true, Detail: "accepts " + kind + " (forward " + f.String() + ")"})
 	}
 }

@@ -26,6 +26,7 @@ type Tunnel struct {
 func New(cfg Config) *Tunnel {
 	cfg.Jump = append([]Endpoint(nil), cfg.Jump...)
 	cfg.Forwards = append([]Forward(nil), cfg.Forwards...)
+	cfg.LocalForwards = append([]LocalForward(nil), cfg.LocalForwards...)
 	cfg.setDefaults()
 	return &Tunnel{
 		cfg: cfg,
@@ -43,7 +44,10 @@ type session struct {
 	chain  []*hop
 	server *hop
 	fwds   []*fwdState
+	locals []*localState // see localforward.go
 	sem    chan struct{}
+
+	replies replyNotice // see forward.go: port-0 replies vs early channels
 
 	ctx    context.Context // ends when the session dies
 	cancel context.CancelFunc
@@ -102,7 +106,10 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	defer func() { t.obs.Disconnected(t.cfg.Name, downErr) }()
 	s.watch()
 
-	err = s.requestForwards(ctx)
+	err = s.listenLocals()
+	if err == nil {
+		err = s.requestForwards(ctx)
+	}
 	if err != nil {
 		s.kill(err)
 		err = s.finish()
@@ -168,15 +175,18 @@ func (s *session) watch() {
 			err := h.client.Wait()
 			s.kill(&ClosedError{Hop: h.ep.String(), Err: err})
 		}()
-		// Only forwarded-tcpip on the server, for forwards we asked for, is
-		// ever accepted; everything else is refused and logged.
-		unwanted := []string{"session", "direct-tcpip", "x11", "auth-agent@openssh.com", "forwarded-streamlocal@openssh.com"}
+		// Only forwarded-tcpip and forwarded-streamlocal on the server, for
+		// forwards we asked for, are ever accepted; everything else is
+		// refused and logged.
+		unwanted := []string{"session", "direct-tcpip", "x11", "auth-agent@openssh.com"}
 		if i < len(s.chain)-1 {
-			unwanted = append(unwanted, "forwarded-tcpip")
+			unwanted = append(unwanted, "forwarded-tcpip", "forwarded-streamlocal@openssh.com")
 		} else {
 			chans := h.client.HandleChannelOpen("forwarded-tcpip")
-			s.wg.Add(1)
+			sockets := h.client.HandleChannelOpen("forwarded-streamlocal@openssh.com")
+			s.wg.Add(2)
 			go s.accept(chans)
+			go s.acceptStreamLocal(sockets)
 		}
 		for _, typ := range unwanted {
 			chans := h.client.HandleChannelOpen(typ)
@@ -190,7 +200,7 @@ func (s *session) refuse(h *hop, chans <-chan ssh.NewChannel) {
 	defer s.wg.Done()
 	for nc := range chans {
 		nc.Reject(ssh.Prohibited, "rtunnel accepts no "+nc.ChannelType()+" channels")
-		s.warnLimited("unwanted-channel:"+nc.ChannelType(), "refused a channel the server opened: rtunnel only accepts forwarded-tcpip for its own forwards",
+		s.warnLimited("unwanted-channel:"+nc.ChannelType(), "refused a channel the server opened: rtunnel only accepts forwarded-tcpip and forwarded-streamlocal for its own forwards",
 			"hop", h.ep.String(), "type", nc.ChannelType())
 	}
 }
@@ -249,8 +259,12 @@ func (s *session) finish() error {
 	for _, f := range s.fwds {
 		if f.setUp(false) {
 			s.t.obs.ForwardDown(s.t.cfg.Name, f.label)
+			if f.allocated.Load() != 0 {
+				s.t.cfg.ForwardAllocated(f.label, 0)
+			}
 		}
 	}
+	s.localsDown()
 	return s.deadErr
 }
 
@@ -260,6 +274,7 @@ func (s *session) shutdown() {
 	idle := make(chan struct{})
 	s.mu.Lock()
 	s.stopping = true
+	s.closeLocals()
 	if s.active == 0 {
 		close(idle)
 	} else {
@@ -273,7 +288,7 @@ func (s *session) shutdown() {
 		bounded(context.Background(), cancelBound, func() { s.kill(nil) }, func() error {
 			for _, f := range s.fwds {
 				if f.isUp() {
-					_, _, _ = s.server.client.SendRequest("cancel-tcpip-forward", true, ssh.Marshal(f.payload()))
+					_, _, _ = s.server.client.SendRequest(f.cancelType(), true, f.payload())
 				}
 			}
 			return nil

@@ -123,7 +123,7 @@ func TestCheckConnectAllPass(t *testing.T) {
 		"  ok    connect "+hub+": TCP connection to 127.0.0.1:"+strconv.Itoa(h.hub.Port)+"\n",
 		"  ok    host key "+hub+": ssh-ed25519 SHA256:",
 		fmt.Sprintf("under the name [127.0.0.1]:%d\n", h.hub.Port),
-		"  ok    auth "+hub+": key "+h.key.Fingerprint+" accepted for user root\n",
+		"  ok    auth "+hub+": key "+h.key.Fingerprint+" ("+h.key.Private+") accepted for user root\n",
 		fmt.Sprintf("  ok    forward localhost:%d: %s allowed it (requested, then cancelled)\n", h.port, hub),
 		"  ok    local target "+h.target.Addr().String()+": accepts TCP connections",
 		"connect: all 5 steps passed\n")
@@ -158,8 +158,8 @@ func TestCheckConnectFailures(t *testing.T) {
 		}
 		wantLines(t, out,
 			"  ok    host key "+hub,
-			"  FAIL  auth "+hub+": 127.0.0.1:"+strconv.Itoa(h.hub.Port)+" refused the key "+h.key.Fingerprint,
-			"fix: compare "+h.key.Fingerprint+" with `ssh-keygen -l -f ~root/.ssh/authorized_keys` on 127.0.0.1",
+			"  FAIL  auth "+hub+": 127.0.0.1:"+strconv.Itoa(h.hub.Port)+" refused key "+h.key.Fingerprint+" ("+h.key.Private+") for user root",
+			"fix: compare the fingerprints with `ssh-keygen -l -f ~root/.ssh/authorized_keys` on 127.0.0.1",
 			`permitlisten="none"`,
 			"  ok    local target "+local,
 			"connect: 1 of 4 steps failed\n")
@@ -267,4 +267,50 @@ func TestCheckConnectFailures(t *testing.T) {
 		}
 		wantLines(t, out, "  FAIL  host key "+hub+": HOST KEY FOR "+hub+" HAS CHANGED", "fix: if "+hub+" was reinstalled")
 	})
+}
+
+// check --connect with a socket forward, a port-0 forward and local
+// forwards: each is asked for (or bound, or opened) once and given back.
+func TestCheckConnectForwardKinds(t *testing.T) {
+	h := newCheckHub(t)
+	hub := fmt.Sprintf("root@127.0.0.1:%d", h.hub.Port)
+	target := h.target.Addr().String()
+	line, err := authkeys.Line(authkeys.Spec{Role: authkeys.DirectRemote, AnyPort: true, Opens: []string{target}}, []byte(h.key.PublicLine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.setLine(t, line)
+	sock := filepath.Join(h.dir, "remote-7.sock")
+	listen := "127.0.0.1:" + strconv.Itoa(sshdtest.FreePort(t))
+	forbidden := "127.0.0.1:" + strconv.Itoa(sshdtest.FreePort(t))
+	path := writeFile(t, h.dir, "kinds.yaml", fmt.Sprintf(`tunnels:
+  - name: hub
+    server: %s
+    identity: %s
+    known_hosts: %s
+    connect_timeout: 5s
+    forwards:
+      - {remote: %s, local: %q}
+      - {remote: "localhost:0", local: %q}
+    local_forwards:
+      - {listen: %q, connect: %q}
+      - {listen: %q, connect: "127.0.0.1:9"}
+`, hub, h.key.Private, h.kh, sock, target, target, listen, target, forbidden))
+	ok, out := h.check(t, path)
+	if ok {
+		t.Fatal("check passed with a forbidden local forward target")
+	}
+	wantLines(t, out,
+		"  ok    forward "+sock+": "+hub+" allowed it (requested, then cancelled; sshd leaves the socket file behind, "+
+			"so the hub needs StreamLocalBindUnlink yes or the tunnel's next request for it is refused)\n",
+		"  ok    forward localhost:0: "+hub+" allowed it and picked port ",
+		"  ok    local forward listen "+listen+": can be bound here (bound, then released)\n",
+		"  ok    local forward connect "+target+": "+hub+" opened direct-tcpip to it (opened, then closed)\n",
+		"  FAIL  local forward connect 127.0.0.1:9: ssh: rejected: administratively prohibited",
+		`        fix: the key's line on `+hub+` needs permitopen="127.0.0.1:9" (rtunnel authorized-key --permitopen 127.0.0.1:9 prints it)`,
+		"connect: 1 of 10 steps failed\n")
+	// What the socket step warns about: sshd does not remove it on cancel.
+	if _, err := os.Stat(sock); err != nil {
+		t.Errorf("socket file after the check: %v; sshd used to leave it behind (the step's warning would be wrong)", err)
+	}
 }

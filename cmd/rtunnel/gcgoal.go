@@ -23,18 +23,23 @@ import (
 // busyRate, and Go's default otherwise. The rise is decided after each GC
 // cycle (a transfer runs dozens a second, so it is seen within
 // milliseconds, and an idle daemon runs none, so watching costs nothing);
-// the fall on the supervisor's one-second tick.
+// the fall on a one-second tick that runs only while the goal is raised, so
+// that an idle daemon has no timer to wake for.
 type gcGoal struct {
 	read    func() (allocs, live uint64) // cumulative heap allocation, live heap after the last GC
 	set     func(percent int)
 	release func() // a GC now, and the free pages back to the kernel
 	now     func() time.Time
+	// after runs f once d has passed and returns what cancels it
+	// (time.AfterFunc's Stop).
+	after func(d time.Duration, f func()) (cancel func() bool)
 
 	mu       sync.Mutex
-	percent  int       // the GOGC in force
-	tickAt   uint64    // allocs at the previous tick
-	gcAt     time.Time // when the previous GC cycle was seen
-	gcAllocs uint64    // allocs then
+	ticking  func() bool // cancels the armed tick; nil while none is armed
+	percent  int         // the GOGC in force
+	tickAt   uint64      // allocs at the previous tick
+	gcAt     time.Time   // when the previous GC cycle was seen
+	gcAllocs uint64      // allocs then
 	stopped  atomic.Bool
 }
 
@@ -54,6 +59,7 @@ func newGCGoal() *gcGoal {
 		set:     func(p int) { debug.SetGCPercent(p) },
 		release: debug.FreeOSMemory,
 		now:     time.Now,
+		after:   func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop },
 		percent: 100,
 	}
 	g.tickAt, _ = g.read()
@@ -78,7 +84,20 @@ func (g *gcGoal) watch() {
 	}, g)
 }
 
-func (g *gcGoal) stop() { g.stopped.Store(true) }
+// gcTickEvery is the tick of a raised goal: a second without a transfer's
+// allocation rate puts the goal back.
+const gcTickEvery = time.Second
+
+// stop ends the watching and the tick.
+func (g *gcGoal) stop() {
+	g.stopped.Store(true)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ticking != nil {
+		g.ticking()
+		g.ticking = nil
+	}
+}
 
 // afterGC raises the goal when the cycle just seen came fast, with at
 // least a MB allocated since the previous one: a forced cycle after an idle
@@ -95,24 +114,39 @@ func (g *gcGoal) afterGC() {
 	}
 }
 
-// raise sets the GOGC that gives busyFloor, unless a higher one is in force.
-// The caller holds mu.
+// raise sets the GOGC that gives busyFloor, unless a higher one is in
+// force, and arms the tick that will put it back. The caller holds mu.
 func (g *gcGoal) raise(live uint64) {
 	if want := percentForFloor(live, busyFloor); want > g.percent {
 		g.set(want)
 		g.percent = want
 	}
+	if g.ticking == nil {
+		g.tickAt, _ = g.read() // the first tick measures from now
+	}
+	g.armTick()
 }
 
-// tick looks at the last second's allocation: busy raises the goal (for a
-// rate that fills the heap too slowly for afterGC to see it), quiet puts it
-// back to 100 and collects at once, since an idle heap reaches no goal and
-// the transfer's garbage would otherwise stay resident until the runtime's
-// two-minute forced GC. A nil gcGoal does nothing.
-func (g *gcGoal) tick() {
-	if g == nil {
+// armTick schedules the next tick while the goal is raised. The caller
+// holds mu.
+func (g *gcGoal) armTick() {
+	if g.ticking != nil || g.percent == 100 || g.stopped.Load() {
 		return
 	}
+	g.ticking = g.after(gcTickEvery, func() {
+		g.mu.Lock()
+		g.ticking = nil
+		g.mu.Unlock()
+		g.tick()
+	})
+}
+
+// tick looks at the last second's allocation: busy keeps the goal raised
+// (for a rate that fills the heap too slowly for afterGC to see it), quiet
+// puts it back to 100 and collects at once, since an idle heap reaches no
+// goal and the transfer's garbage would otherwise stay resident until the
+// runtime's two-minute forced GC.
+func (g *gcGoal) tick() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	allocs, live := g.read()
@@ -127,6 +161,7 @@ func (g *gcGoal) tick() {
 		g.release()
 		g.gcAt, g.gcAllocs = g.now(), allocs
 	}
+	g.armTick()
 }
 
 // percentForFloor is the GOGC that puts the heap goal, live x (1 + GOGC/100),

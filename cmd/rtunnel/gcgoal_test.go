@@ -36,6 +36,7 @@ type fakeGC struct {
 	clock    time.Time
 	sets     []int
 	releases int
+	armed    func() // the tick armed by the goal; nil when none
 }
 
 func newFakeGC() *fakeGC {
@@ -45,10 +46,30 @@ func newFakeGC() *fakeGC {
 		set:     func(p int) { f.sets = append(f.sets, p) },
 		release: func() { f.releases++ },
 		now:     func() time.Time { return f.clock },
+		after: func(d time.Duration, fn func()) func() bool {
+			if d != gcTickEvery || f.armed != nil {
+				panic("tick armed twice or with the wrong interval")
+			}
+			f.armed = fn
+			return func() bool { f.armed = nil; return true }
+		},
 		percent: 100,
 		gcAt:    f.clock,
 	}
 	return f
+}
+
+// tick runs the armed tick, as the timer would after a second; false when
+// none is armed.
+func (f *fakeGC) tick() bool {
+	fn := f.armed
+	if fn == nil {
+		return false
+	}
+	f.armed = nil
+	f.clock = f.clock.Add(gcTickEvery)
+	fn()
+	return true
 }
 
 // gc is one GC cycle after alloc bytes and d of time.
@@ -60,45 +81,57 @@ func (f *fakeGC) gc(alloc uint64, d time.Duration) {
 
 // The goal rises on the first fast GC cycle of a transfer, stays while the
 // traffic lasts (never re-set to the same value), and falls back to 100 on
-// the first quiet tick, which also releases the garbage once.
+// the first quiet tick, which also releases the garbage once. The tick runs
+// only while the goal is raised: an idle process has no timer.
 func TestGCGoalRisesAfterFastCyclesFallsOnQuietTick(t *testing.T) {
 	f := newFakeGC()
 	f.gc(3<<20, 2*time.Second) // an interactive session: 1.5 MB/s
-	f.g.tick()
-	if len(f.sets) != 0 {
-		t.Fatalf("a slow heap raised the goal: %v", f.sets)
+	if len(f.sets) != 0 || f.armed != nil {
+		t.Fatalf("a slow heap raised the goal (%v) or armed a tick", f.sets)
 	}
 	f.gc(3<<20, 5*time.Millisecond) // a transfer: 600 MB/s
+	if f.armed == nil {
+		t.Fatal("a raised goal armed no tick")
+	}
 	f.gc(3<<20, 5*time.Millisecond)
 	f.live = 3<<20 + 100<<10 // the live heap moves a little: same goal
 	f.gc(3<<20, 5*time.Millisecond)
-	f.g.tick() // busy second
+	f.allocs += busyRate
+	f.tick() // busy second
 	if want := []int{450}; !slices.Equal(f.sets, want) || f.releases != 0 {
 		t.Fatalf("during the transfer: SetGCPercent %v, releases %d; want %v, 0", f.sets, f.releases, want)
 	}
-	f.g.tick() // quiet second: back to 100, garbage released
-	f.g.tick()
+	if !f.tick() { // quiet second: back to 100, garbage released
+		t.Fatal("a raised goal armed no further tick")
+	}
+	if f.tick() {
+		t.Fatal("the goal is back to 100 and a tick is still armed")
+	}
 	f.gc(0, 10*time.Millisecond) // release's own cycle, right after
 	if want := []int{450, 100}; !slices.Equal(f.sets, want) || f.releases != 1 {
 		t.Fatalf("after the transfer: SetGCPercent %v, releases %d; want %v, 1", f.sets, f.releases, want)
 	}
 }
 
-// A rate too slow to fill the heap within a second still counts as busy on
-// the tick, and a forced cycle with little allocated never raises the goal.
+// A forced cycle with little allocated never raises the goal, and a rate
+// that fills the heap too slowly for afterGC still keeps a raised goal up
+// on the tick. stop cancels an armed tick.
 func TestGCGoalTickAndForcedCycles(t *testing.T) {
 	f := newFakeGC()
 	f.gc(100<<10, time.Millisecond) // fast but tiny: a forced GC
-	if len(f.sets) != 0 {
-		t.Fatalf("a forced cycle raised the goal: %v", f.sets)
+	if len(f.sets) != 0 || f.armed != nil {
+		t.Fatalf("a forced cycle raised the goal (%v) or armed a tick", f.sets)
 	}
+	f.gc(3<<20, 5*time.Millisecond)
 	f.allocs += busyRate // 8 MB in a second, between GC cycles
-	f.g.tick()
-	if want := []int{450}; !slices.Equal(f.sets, want) {
-		t.Fatalf("SetGCPercent %v, want %v", f.sets, want)
+	f.tick()
+	if want := []int{450}; !slices.Equal(f.sets, want) || f.armed == nil {
+		t.Fatalf("SetGCPercent %v, armed %v; want %v, armed", f.sets, f.armed != nil, want)
 	}
-	var nilGoal *gcGoal
-	nilGoal.tick() // GOGC set by the operator: nothing to do
+	f.g.stop()
+	if f.armed != nil {
+		t.Fatal("stop left the tick armed")
+	}
 }
 
 var sink []byte
@@ -130,12 +163,23 @@ func TestGCGoalRuntime(t *testing.T) {
 	if got := debug.SetGCPercent(percent); got != percent {
 		t.Fatalf("runtime GOGC %d, gcGoal says %d", got, percent)
 	}
-	g.tick() // the garbage above counts as this second's
-	g.tick() // quiet
-	g.mu.Lock()
-	percent = g.percent
-	g.mu.Unlock()
-	if got := debug.SetGCPercent(100); percent != 100 || got != 100 {
-		t.Fatalf("after a quiet tick: gcGoal %d, runtime %d, want 100", percent, got)
+	// The goal's own tick puts it back within a few quiet seconds.
+	for {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("the GC goal did not fall within seconds of the garbage stopping")
+		}
+		time.Sleep(100 * time.Millisecond) // a measurement: the tick is the runtime's timer
+		g.mu.Lock()
+		percent, ticking := g.percent, g.ticking != nil
+		g.mu.Unlock()
+		if percent == 100 {
+			if ticking {
+				t.Error("the goal is back to 100 and its tick still armed")
+			}
+			break
+		}
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("after quiet ticks: runtime GOGC %d, want 100", got)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rtunnel/rtunnel/config"
@@ -51,24 +50,22 @@ func (s *supervisor) failover(spec config.Tunnel, kick <-chan struct{}) func(con
 		CheckEvery:    spec.Keepalive.Interval,
 		Kick:          kick,
 	}
-	tc := tunnelConfig(s.cfg, spec, s.log, s.health)
-	s.health.AddTunnel(name, forwardLabels(tc))
-	busyTold := map[string]*atomic.Bool{}
+	failures := map[string]*failureLog{}
 	for _, hub := range spec.Hubs {
 		hn := hubName(hub)
 		names = append(names, hn)
-		hc := tunnelConfig(s.cfg, hubSpec(spec, hub), s.log, s.health)
-		t := tunnel.New(hc)
-		told := &atomic.Bool{}
-		busyTold[hn] = told
+		hlog := tlog.With("hub", hn)
+		session := s.session(hubSpec(spec, hub), name, hlog)
+		failed := &failureLog{log: hlog}
+		failures[hn] = failed
 		target := hubName(hub)
 		timeout := hub.ConnectTimeout
 		f.Hubs = append(f.Hubs, hubs.Hub{
 			Name: hn,
 			Session: func(ctx context.Context, up func()) error {
-				return t.Session(ctx, func() {
+				return session(ctx, func() {
 					up()
-					told.Store(false)
+					failed.recovered()
 					s.firstAttemptDone(name)
 				})
 			},
@@ -81,8 +78,8 @@ func (s *supervisor) failover(spec config.Tunnel, kick <-chan struct{}) func(con
 		s.health.HubInUse(name, hub, names)
 	}
 	f.OnRetry = func(hub string, attempt int, err error, wait time.Duration) {
-		retryLog(tlog.With("hub", hub), attempt, err, wait, busyTold[hub])
 		s.health.Retrying(name, attempt, wait, err)
+		failures[hub].failed(attempt, err, wait)
 		s.firstAttemptDone(name)
 	}
 	f.OnFailback = func(from, to string) {
@@ -119,6 +116,7 @@ func (s *supervisor) holdAll(spec config.Tunnel, r *running) func(context.Contex
 	for _, hub := range spec.Hubs {
 		hn := spec.Name + "@" + hubName(hub)
 		names = append(names, hn)
+		s.health.AddTunnel(hn, forwardLabels(tunnelConfig(s.cfg, spec, nil, nil)))
 		k := make(chan struct{}, 1)
 		kicks = append(kicks, k)
 		loops = append(loops, s.loop(hubSpec(spec, hub), hn, k))

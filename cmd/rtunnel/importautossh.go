@@ -88,6 +88,7 @@ type importedTunnel struct {
 	sshConfig            string
 	jump                 []string
 	forwards             [][2]string // remote, local
+	localForwards        [][2]string // listen, connect
 	keepInterval         string
 	keepCount            string
 	connectTimeout       string
@@ -168,8 +169,8 @@ func importAutossh(in autosshInvocation, name string) (string, error) {
 	if err := t.destination(dest, in.runAs); err != nil {
 		return "", err
 	}
-	if len(t.forwards) == 0 && t.sshConfig == "" {
-		return "", errors.New("no -R (or RemoteForward) forward: a tunnel without a forward has nothing to keep up")
+	if len(t.forwards) == 0 && len(t.localForwards) == 0 && t.sshConfig == "" {
+		return "", errors.New("no -R or -L (or RemoteForward/LocalForward) forward: a tunnel without a forward has nothing to keep up")
 	}
 	if len(t.jump) > 0 && t.sshConfig != "" {
 		return "", fmt.Errorf("-J with -F: ssh resolves each hop as a Host of %s, rtunnel's jump: takes user@host[:port]: move the hops to a ProxyJump line of the destination's Host block", t.sshConfig)

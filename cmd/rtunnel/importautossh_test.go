@@ -66,6 +66,7 @@ func TestImportAutosshTable(t *testing.T) {
 	cases := []struct {
 		args                        []string
 		server, forwards, jumps     string
+		locals                      string
 		identity, knownHosts, notes string
 		eoff                        bool
 	}{
@@ -81,6 +82,12 @@ func TestImportAutosshTable(t *testing.T) {
 			server: "u@h:22", forwards: "localhost:2220->localhost:22", notes: "AUTOSSH_GATETIME=0: rtunnel has no gate time"},
 		{args: []string{"autossh", "-M", "0", "-N", "-o", "IdentityFile=~/.ssh/tunnel_key", "-o", "StrictHostKeyChecking=yes", "-o", "RemoteForward 2221 localhost:22", "u@h"},
 			server: "u@h:22", forwards: "localhost:2221->localhost:22", identity: home + "/.ssh/tunnel_key"},
+		// Socket paths, port 0 and -L map as they are.
+		{args: []string{"autossh", "-M", "0", "-N", "-R", "/run/hub/remote-7.sock:localhost:22", "-R", "0:localhost:8080", "-R", "2223:/run/app.sock", "u@h"},
+			server: "u@h:22", forwards: "/run/hub/remote-7.sock->localhost:22 localhost:0->localhost:8080 localhost:2223->/run/app.sock",
+			notes: "-R 0:localhost:8080: the hub picks the port"},
+		{args: []string{"autossh", "-M", "0", "-N", "-L", "15432:db.internal:5432", "-L", "127.0.0.1:15433:[::1]:5432", "-o", "LocalForward=/run/db.sock /run/hub/db.sock", "u@h"},
+			server: "u@h:22", locals: "localhost:15432->db.internal:5432 127.0.0.1:15433->[::1]:5432 /run/db.sock->/run/hub/db.sock"},
 	}
 	for _, c := range cases {
 		in := autosshInvocation{argv: c.args, env: map[string]string{}, source: "command line", runAs: account{name: "root-or-me", home: home}}
@@ -102,12 +109,19 @@ func TestImportAutosshTable(t *testing.T) {
 		for _, j := range tun.Jump {
 			jumps = append(jumps, j.String())
 		}
+		var locals []string
+		for _, l := range tun.LocalForwards {
+			locals = append(locals, l.ListenString()+"->"+l.ConnectString())
+		}
+		if got := strings.Join(locals, " "); got != c.locals {
+			t.Errorf("%q: local forwards %q, want %q\n%s", c.args, got, c.locals, out)
+		}
 		if tun.Server.String() != c.server || strings.Join(fw, " ") != c.forwards || strings.Join(jumps, " ") != c.jumps || tun.ExitOnForwardFailure != c.eoff {
 			t.Errorf("%q:\n got server %s forwards %q jumps %q eoff %v\nwant server %s forwards %q jumps %q eoff %v\n%s",
 				c.args, tun.Server, fw, jumps, tun.ExitOnForwardFailure, c.server, c.forwards, c.jumps, c.eoff, out)
 		}
-		if c.identity != "" && tun.Server.Identity != c.identity {
-			t.Errorf("%q: identity %s, want %s", c.args, tun.Server.Identity, c.identity)
+		if c.identity != "" && strings.Join(tun.Server.Identities, ",") != c.identity {
+			t.Errorf("%q: identity %s, want %s", c.args, tun.Server.Identities, c.identity)
 		}
 		if c.knownHosts != "" && tun.Server.KnownHosts != c.knownHosts {
 			t.Errorf("%q: known_hosts %s, want %s", c.args, tun.Server.KnownHosts, c.knownHosts)
@@ -129,13 +143,12 @@ func TestImportAutosshRefuses(t *testing.T) {
 		{[]string{"autossh", "-M", "0", "-N", "-o", "ProxyCommand=nc -X 5 -x proxy:1080 %h %p", "-R", "2220:localhost:22", "u@h"}, "use -J (ProxyJump)"},
 		{[]string{"autossh", "-M", "0", "-N", "-D", "1080", "u@h"}, "a SOCKS proxy"},
 		{[]string{"autossh", "-M", "0", "-N", "-R", "1080", "u@h"}, "a reverse SOCKS proxy"},
-		{[]string{"autossh", "-M", "0", "-N", "-L", "15432:db:5432", "-R", "2220:localhost:22", "u@h"}, "local forwards are not supported yet"},
-		{[]string{"autossh", "-M", "0", "-N", "-R", "/run/hub.sock:localhost:22", "u@h"}, "Unix socket forwards are not supported yet"},
-		{[]string{"autossh", "-M", "0", "-N", "-R", "0:localhost:22", "u@h"}, "port 0"},
+		{[]string{"autossh", "-M", "0", "-N", "-L", "1080", "u@h"}, "-L 1080: a SOCKS proxy"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "LocalForward=15432 run/db.sock", "u@h"}, `socket path "run/db.sock" is relative`},
 		{[]string{"autossh", "-M", "0", "-N", "-4", "-R", "2220:localhost:22", "u@h"}, "one address family"},
 		{[]string{"autossh", "-M", "0", "-R", "2220:localhost:22", "u@h", "while", "true;", "do", "sleep", "60;", "done"}, "is a remote command"},
 		{[]string{"autossh", "-M", "0", "-N", "-o", "Frobnicate=yes", "-R", "2220:localhost:22", "u@h"}, "-o Frobnicate=yes: not supported"},
-		{[]string{"autossh", "-M", "0", "-N", "u@h"}, "no -R"},
+		{[]string{"autossh", "-M", "0", "-N", "u@h"}, "no -R or -L"},
 		{[]string{"autossh", "-M", "0", "-N", "-R", "2220:localhost:22"}, "no destination"},
 		{[]string{"autossh", "-M", "0", "-N", "-S", "/tmp/ctl", "-R", "2220:localhost:22", "u@h"}, "multiplexing"},
 	}
@@ -175,8 +188,8 @@ WantedBy=multi-user.target
 	if tun.Keepalive.Interval.Seconds() != 60 || tun.Keepalive.CountMax != 2 || !tun.ExitOnForwardFailure {
 		t.Errorf("keepalive %+v eoff %v, want 60s x 2 and true from the unit's options", tun.Keepalive, tun.ExitOnForwardFailure)
 	}
-	if tun.Server.Identity != "/etc/rtunnel/id_ed25519" || tun.Server.KnownHosts != "/root/.ssh/known_hosts" {
-		t.Errorf("identity %s known_hosts %s", tun.Server.Identity, tun.Server.KnownHosts)
+	if strings.Join(tun.Server.Identities, ",") != "/etc/rtunnel/id_ed25519" || tun.Server.KnownHosts != "/root/.ssh/known_hosts" {
+		t.Errorf("identity %s known_hosts %s", tun.Server.Identities, tun.Server.KnownHosts)
 	}
 	for _, note := range []string{"AUTOSSH_GATETIME=0", "AUTOSSH_POLL=60", "AUTOSSH_PIDFILE=/run/autossh.pid", "AUTOSSH_LOGLEVEL=7"} {
 		if !strings.Contains(out, "# - "+note) {

@@ -114,33 +114,50 @@ func (t *importedTunnel) option(opt byte, val string, runAs account) error {
 	return nil
 }
 
-// forward maps -R/-L (and RemoteForward/LocalForward) to a forward.
+// forward maps -R/-L (and RemoteForward/LocalForward) to a forward or a
+// local forward. Socket paths stay paths; -R with port 0 stays port 0 (the
+// hub picks it).
 func (t *importedTunnel) forward(spec string, remote bool) error {
 	flag := map[bool]string{true: "-R", false: "-L"}[remote]
 	f, err := sshconfig.ParseForward(spec, remote)
 	if err != nil {
 		return fmt.Errorf("%s %s: %v", flag, spec, err)
 	}
-	switch {
-	case !remote:
-		return fmt.Errorf("-L %s: local forwards are not supported yet (rtunnel carries remote forwards only)", spec)
-	case f.Dynamic:
-		return fmt.Errorf("-R %s: a reverse SOCKS proxy (one argument); rtunnel forwards to one fixed target", spec)
-	case f.ListenPath != "" || f.ConnectPath != "":
-		return fmt.Errorf("-R %s: Unix socket forwards are not supported yet", spec)
-	case f.ListenPort == 0:
-		return fmt.Errorf("-R %s: port 0 (the hub picks the port) is not supported yet", spec)
+	if f.Dynamic {
+		if remote {
+			return fmt.Errorf("-R %s: a reverse SOCKS proxy (one argument); rtunnel forwards to one fixed target", spec)
+		}
+		return fmt.Errorf("-L %s: a SOCKS proxy; rtunnel forwards to one fixed target", spec)
 	}
-	bind := "localhost" // what ssh sends when no bind address is given
-	if f.HasListenHost {
-		bind = f.ListenHost
-		if bind == "" || bind == "*" {
-			bind = "0.0.0.0"
-			t.note("%s %s: the empty or * bind address (every address, if the hub's GatewayPorts allows) is written as 0.0.0.0 (IPv4 only; permitlisten must say 0.0.0.0:%d)", flag, spec, f.ListenPort)
+	listen := f.ListenPath
+	if listen == "" {
+		bind := "localhost" // what ssh sends (-R) or binds (-L) when no bind address is given
+		if f.HasListenHost {
+			bind = f.ListenHost
+			if bind == "" || bind == "*" {
+				bind = "0.0.0.0"
+				t.note("%s %s: the empty or * bind address (every address; for -R only if the hub's GatewayPorts allows) is written as 0.0.0.0 (IPv4 only)", flag, spec)
+			}
+		}
+		listen = net.JoinHostPort(bind, strconv.Itoa(f.ListenPort))
+	}
+	target := f.ConnectPath
+	if target == "" {
+		target = net.JoinHostPort(f.ConnectHost, strconv.Itoa(f.ConnectPort))
+	}
+	for _, side := range []string{f.ListenPath, f.ConnectPath} {
+		if side != "" && !strings.HasPrefix(side, "/") {
+			return fmt.Errorf("%s %s: socket path %q is relative: ssh takes it from its current directory, a service's is /: write the full path", flag, spec, side)
 		}
 	}
-	local := net.JoinHostPort(f.ConnectHost, strconv.Itoa(f.ConnectPort))
-	t.forwards = append(t.forwards, [2]string{net.JoinHostPort(bind, strconv.Itoa(f.ListenPort)), local})
+	if remote {
+		if f.ListenPath == "" && f.ListenPort == 0 {
+			t.note("-R %s: the hub picks the port; rtunnel logs it, exports rtunnel_forward_allocated_port and writes it to $RUNTIME_DIRECTORY/<tunnel>.ports", spec)
+		}
+		t.forwards = append(t.forwards, [2]string{listen, target})
+	} else {
+		t.localForwards = append(t.localForwards, [2]string{listen, target})
+	}
 	return nil
 }
 

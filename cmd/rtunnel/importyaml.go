@@ -91,5 +91,11 @@ func (t *importedTunnel) yaml(in autosshInvocation) string {
 	for _, f := range t.forwards {
 		fmt.Fprintf(&b, "      - remote: %s\n        local: %s\n", yamlString(f[0]), yamlString(f[1]))
 	}
+	if len(t.localForwards) > 0 {
+		b.WriteString("    local_forwards:\n")
+	}
+	for _, f := range t.localForwards {
+		fmt.Fprintf(&b, "      - listen: %s\n        connect: %s\n", yamlString(f[0]), yamlString(f[1]))
+	}
 	return b.String()
 }

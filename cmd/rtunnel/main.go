@@ -64,7 +64,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newUpCmd(stderr), newCheckCmd(stdout), newStatusCmd(stdout), newVersionCmd(stdout),
-		newAuthorizedKeyCmd(stdout), newSSHConfigCmd(stdout), newImportAutosshCmd(stdout),
-		newFleetTargetsCmd(stdout))
+		newAuthorizedKeyCmd(stdout), newSSHConfigCmd(stdout), newImportAutosshCmd(stdout), newFleetTargetsCmd(stdout))
 	return root
 }

@@ -107,6 +107,12 @@ func sshConfig(o sshConfigOpts) (string, error) {
 				j = jumpFor(t)
 			}
 			for _, f := range t.Forwards {
+				if f.RemotePath != "" || f.Remote.Port == 0 {
+					// No fixed host:port to name: a socket, or a port the hub picks per session.
+					fmt.Fprintf(&remote, "\n# tunnel %s in %s: %s has no fixed port on %s; no Host block (a port-0 forward's port is in rtunnel status and rtunnel_forward_allocated_port)\n",
+						t.Name, path, f, t.Server.Host)
+					continue
+				}
 				name := t.Name
 				if len(t.Forwards) > 1 {
 					name = t.Name + "-" + strconv.Itoa(f.Remote.Port)

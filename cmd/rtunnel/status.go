@@ -110,7 +110,11 @@ func printStatus(w io.Writer, ts []health.TunnelStatus, now time.Time) {
 			if t.State == health.StateUp && !f.Up {
 				state = "forward down"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, f.Name, state, since,
+			fname := f.Name
+			if f.AllocatedPort != 0 {
+				fname += fmt.Sprintf(" (port %d)", f.AllocatedPort) // the hub picked it: remote host:0
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, fname, state, since,
 				bytesHuman(f.BytesIn), bytesHuman(f.BytesOut), f.Active, next, strings.ReplaceAll(lastErr, "\n", " "))
 		}
 	}

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
-	"time"
 
 	"github.com/rtunnel/rtunnel/config"
 	"github.com/rtunnel/rtunnel/health"
@@ -33,16 +31,6 @@ func newUpCmd(stderr io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", config.DefaultPath, "config file")
 	return cmd
-}
-
-// checked loads the config and checks its key and known_hosts files; any
-// problem is one error listing them all.
-func checked(path string) (*config.Config, error) {
-	cfg, problems := loadAndCheck(path)
-	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
-	}
-	return cfg, nil
 }
 
 // relaySignal delivers sig on the returned channel until ctx ends.
@@ -75,20 +63,33 @@ func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan str
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
-	cfg, problems := loadAndCheck(path)
-	if len(problems) > 0 {
+	// A file that cannot be read as a config refuses the whole start; a
+	// tunnel whose key or known_hosts has a problem stops only that tunnel,
+	// unless none is left to run.
+	cfg, byTunnel, problems := loadTunnels(path)
+	if cfg == nil {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, p)
 		}
 		return &exitError{code: exitConfig, err: fmt.Errorf("not starting: %d problem(s) in %s (run rtunnel check --config %s)", problemCount(problems), path, path)}
+	}
+	if len(byTunnel) == len(cfg.Tunnels) {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p)
+		}
+		return &exitError{code: exitConfig, err: fmt.Errorf("not starting: no tunnel can run, %d problem(s) in %s (run rtunnel check --config %s)", problemCount(problems), path, path)}
 	}
 	// Until here SIGTERM and SIGINT kept their default action, ending the
 	// process at once: a read that blocks (a known_hosts that is a FIFO, a
 	// hung mount) cannot be cancelled, and a caught signal would wait for it.
 	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
-	level := new(slog.LevelVar)
-	log := newLogger(stderr, cfg.Log, level)
+	out := newLogOutput(stderr)
+	format, _, err := out.apply(cfg.Log)
+	if err != nil {
+		return &exitError{code: exitConfig, err: fmt.Errorf("%s: log: %v", path, err)}
+	}
+	log := out.logger()
 	h := health.New(version)
 
 	// Bind the metrics endpoint before anything runs: a taken port is an
@@ -103,20 +104,27 @@ func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan str
 		}
 	}
 	// The GC goal follows the traffic (gcgoal.go) unless the operator set GOGC.
-	var gc *gcGoal
 	gogc := os.Getenv("GOGC")
 	if gogc == "" {
-		gc, gogc = newGCGoal(), "adaptive"
+		gc := newGCGoal()
+		gogc = "adaptive"
 		gc.watch()
 		defer gc.stop()
 	}
 	log.Info("starting", "version", version, "config", path, "tunnels", len(cfg.Tunnels),
-		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc)
+		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc, "log_format", format)
+	h.ReloadResult(nil) // the load at start counts, as in Prometheus
 
 	notifier := health.NewNotifier()
 	notifier.Logger = log
 	sup := newSupervisor(log, h, notifier, cfg)
-	sup.gc = gc
+	sup.applyLog = func(c config.Log) error {
+		format, changed, err := out.apply(c)
+		if changed {
+			log.Info("log format changed", "log_format", format)
+		}
+		return err
+	}
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
@@ -133,18 +141,18 @@ func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan str
 	}
 	go func() {
 		defer func() { done <- struct{}{} }()
-		// The supervisor beats every second; a stuck one stops the pings.
-		if err := notifier.RunWatchdog(bg, func() bool { return sup.beat.Fresh(5 * time.Second) }); err != nil {
+		// A supervisor loop that does not answer stops the pings.
+		if err := notifier.RunWatchdog(bg, sup.answers); err != nil {
 			log.Warn("systemd watchdog disabled", "err", err)
 		}
 	}()
 
-	err := sup.run(ctx, hup, usr1, func() (*config.Config, error) {
-		next, err := checked(path)
-		if err == nil {
-			level.Set(logLevel(next.Log.Level))
+	err = sup.run(ctx, byTunnel, hup, usr1, func() (*config.Config, map[string]error, error) {
+		next, byTunnel, problems := loadTunnels(path)
+		if next == nil {
+			return nil, nil, errors.Join(problems...)
 		}
-		return next, err
+		return next, byTunnel, nil
 	})
 	cancelBG()
 	<-done

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
-	"time"
 
 	"github.com/rtunnel/rtunnel/config"
 	"github.com/rtunnel/rtunnel/reconnect"
@@ -15,8 +12,10 @@ import (
 // tunnelConfig maps one config.Tunnel to what package tunnel needs.
 func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunnel.Observer) tunnel.Config {
 	endpoint := func(e config.Endpoint) tunnel.Endpoint {
-		return tunnel.Endpoint{User: e.User, Host: e.Host, Port: e.Port, Identity: e.Identity,
-			KnownHosts: e.KnownHosts, ConnectTimeout: e.ConnectTimeout}
+		return tunnel.Endpoint{User: e.User, Host: e.Host, Port: e.Port,
+			Identities: e.Identities, Certificate: e.Certificate, IdentityAgent: e.IdentityAgent,
+			KnownHosts: e.KnownHosts, HostKeyAlias: e.HostKeyAlias, AcceptNew: e.AcceptNew, HashKnownHosts: e.HashKnownHosts,
+			ConnectTimeout: e.ConnectTimeout}
 	}
 	tc := tunnel.Config{
 		Name:                 t.Name,
@@ -41,9 +40,26 @@ func tunnelConfig(c *config.Config, t config.Tunnel, log *slog.Logger, obs tunne
 		tc.Jump = append(tc.Jump, endpoint(j))
 	}
 	for _, f := range t.Forwards {
-		tc.Forwards = append(tc.Forwards, tunnel.Forward{RemoteHost: f.Remote.Host, RemotePort: f.Remote.Port, Local: f.Local.String()})
+		tc.Forwards = append(tc.Forwards, tunnel.Forward{RemoteHost: f.Remote.Host, RemotePort: f.Remote.Port,
+			RemotePath: f.RemotePath, Local: f.LocalString()})
+	}
+	for _, f := range t.LocalForwards {
+		tc.LocalForwards = append(tc.LocalForwards, tunnel.LocalForward{Listen: f.ListenString(), Connect: f.ConnectString()})
 	}
 	return tc
+}
+
+// forwardLabels are the labels of every forward of tc, remote then local,
+// as the session reports them to health.
+func forwardLabels(tc tunnel.Config) []string {
+	labels := make([]string, 0, len(tc.Forwards)+len(tc.LocalForwards))
+	for _, f := range tc.Forwards {
+		labels = append(labels, f.String())
+	}
+	for _, f := range tc.LocalForwards {
+		labels = append(labels, f.String())
+	}
+	return labels
 }
 
 // tunnelAlgorithms resolves the tunnel's algorithm specs against
@@ -76,25 +92,4 @@ func reconnectPolicy(t config.Tunnel) reconnect.Policy {
 		FastRetry:    t.ForwardRetry,
 		FastRetryFor: t.ForwardRetryFor,
 	}
-}
-
-// retryLog logs a scheduled retry with what failed, why, and when rtunnel
-// tries again. Refused keys are errors: they need an operator. A busy hub
-// is said once per outage (busyTold, cleared when a session comes up): a
-// fleet reconnecting to a hub past MaxStartups would otherwise log every
-// drop, and the operator needs to know it once, with what to change.
-func retryLog(log *slog.Logger, attempt int, err error, wait time.Duration, busyTold *atomic.Bool) {
-	level := slog.LevelWarn
-	msg := "tunnel down; will retry"
-	switch {
-	case tunnel.Result(err) == tunnel.ResultAuth:
-		level = slog.LevelError
-	case tunnel.Busy(err) && busyTold.Swap(true):
-		level = slog.LevelDebug
-	case tunnel.Busy(err):
-		msg = "hub busy (MaxStartups?): it dropped the connection before the SSH banner; retrying after a spread-out wait. " +
-			"If this hub serves a fleet, raise its MaxStartups (docs/FLEET.md); this is said once until the tunnel is up"
-	}
-	log.Log(context.Background(), level, msg, "attempt", attempt, "result", tunnel.Result(err),
-		"err", err.Error(), "retry_in", wait.Round(time.Millisecond).String())
 }

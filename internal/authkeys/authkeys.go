@@ -93,6 +93,22 @@ type Spec struct {
 	Role  Role
 	Ports []int  // in order; each becomes one permitlisten or permitopen="localhost:N"
 	From  string // optional from="..." list of addresses or CIDRs
+	// AnyPort lets a listening key ask for port 0 (the hub picks):
+	// permitlisten="localhost:*", as sshd checks port 0 against "*" only.
+	AnyPort bool
+	// Opens are the host:port targets of the key's local forwards (ssh
+	// -L, rtunnel's local_forwards): each becomes permitopen="host:port",
+	// in place of the blocking permitopen of a listening role.
+	Opens []string
+	// SocketsOnly allows a listening key no TCP port at all: it forwards
+	// Unix sockets only, which permitlisten does not govern.
+	SocketsOnly bool
+	// CertAuthority makes the line trust certificates signed by the key
+	// (a CA's public key): cert-authority in front of the guide's options.
+	CertAuthority bool
+	// Principals is an optional principals="..." list for a cert-authority
+	// line; without it sshd wants the login user among the certificate's.
+	Principals string
 }
 
 // Options returns the option list of the line, without the key, exactly as
@@ -104,7 +120,7 @@ func Options(s Spec) (string, error) {
 		_, err := ParseRole(string(s.Role))
 		return "", err
 	}
-	if len(s.Ports) == 0 {
+	if len(s.Ports) == 0 && !s.AnyPort && !(ri.listen && s.SocketsOnly) {
 		if ri.listen {
 			return "", errors.New("no port: give the port this key may listen on (-R), e.g. --port 2220")
 		}
@@ -126,22 +142,56 @@ func Options(s Spec) (string, error) {
 	if ri.listen {
 		kind = "permitlisten"
 	}
+	if s.AnyPort {
+		if !ri.listen {
+			return "", fmt.Errorf("--any-port is for a key that listens (remote: localhost:0); %s opens ports", s.Role)
+		}
+		ports = append(ports, "localhost:*")
+	}
+	if len(ports) == 0 { // a socket-only key: no TCP port to listen on
+		ports = append(ports, Block)
+	}
 	var own []string
 	for _, p := range ports {
 		own = append(own, permit(kind, p))
 	}
-	other := permit("permitlisten", Block)
-	if ri.listen {
-		other = permit("permitopen", Block)
+	var opens []string
+	for _, o := range s.Opens {
+		if err := CheckPermit("permitopen", o); err != nil {
+			return "", err
+		}
+		opens = append(opens, permit("permitopen", o))
 	}
-	opts := append([]string{"restrict", "port-forwarding"}, own...)
-	opts = append(opts, other)
+	other := []string{permit("permitlisten", Block)}
+	if ri.listen {
+		other = []string{permit("permitopen", Block)}
+		if len(opens) > 0 {
+			other = opens
+		}
+	} else {
+		own = append(own, opens...)
+	}
+	opts := []string{"restrict", "port-forwarding"}
+	if s.CertAuthority {
+		opts = append([]string{"cert-authority"}, opts...)
+	}
+	opts = append(opts, own...)
+	opts = append(opts, other...)
 	opts = append(opts, `command="/bin/false"`)
 	if s.From != "" {
 		if err := CheckFrom(s.From); err != nil {
 			return "", err
 		}
 		opts = append(opts, `from="`+s.From+`"`)
+	}
+	if s.Principals != "" {
+		if !s.CertAuthority {
+			return "", errors.New("principals= applies to a cert-authority line only: give the CA's public key with --ca")
+		}
+		if strings.ContainsAny(s.Principals, "\" \t\n") {
+			return "", fmt.Errorf("principals %q: a comma-separated list of names without spaces or quotes", s.Principals)
+		}
+		opts = append(opts, `principals="`+s.Principals+`"`)
 	}
 	return strings.Join(opts, ","), nil
 }
@@ -216,7 +266,8 @@ func ParsePort(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a port number (the host is always localhost: the guide binds tunnel ports on the hub's loopback)", s)
 	}
 	if p == 0 {
-		return 0, errors.New(`port 0: permitlisten="localhost:0" is invalid in authorized_keys (port 0 fails validation); ` + why)
+		return 0, errors.New(`port 0: permitlisten="localhost:0" is invalid in authorized_keys (port 0 fails validation); ` +
+			`for a forward whose port the hub picks (remote: localhost:0) use --any-port (permitlisten="localhost:*"). ` + why)
 	}
 	if p < 0 || p > 65535 {
 		return 0, fmt.Errorf("port %d: %v", p, errPortRange)
