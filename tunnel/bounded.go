@@ -15,6 +15,12 @@ import (
 // the timeout (or ctx's error), never success next to an abort that closes
 // what fn just set up. bounded returns after any abort it started has.
 func bounded(ctx context.Context, d time.Duration, abort func(), fn func() error) (err error, timedOut bool) {
+	return boundedBy(ctx, d, nil, abort, fn)
+}
+
+// boundedBy is bounded whose time limit may be extended: when d has
+// passed, more (if not nil) says how much longer fn may run, and 0 aborts.
+func boundedBy(ctx context.Context, d time.Duration, more func() time.Duration, abort func(), fn func() error) (err error, timedOut bool) {
 	var (
 		mu       sync.Mutex
 		finished bool
@@ -35,7 +41,18 @@ func bounded(ctx context.Context, d time.Duration, abort func(), fn func() error
 		defer close(aborted)
 		abort()
 	}
-	t := time.AfterFunc(d, func() { abortOnce(true) })
+	var t *time.Timer
+	// Armed only once t is set: the callback may re-arm it.
+	t = time.AfterFunc(time.Duration(1<<62), func() {
+		if more != nil {
+			if wait := more(); wait > 0 {
+				t.Reset(wait)
+				return
+			}
+		}
+		abortOnce(true)
+	})
+	t.Reset(d)
 	stop := context.AfterFunc(ctx, func() { abortOnce(false) })
 	err = fn()
 	t.Stop()

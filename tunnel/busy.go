@@ -20,8 +20,9 @@ import (
 // puts its own buffer in between, so the first line start is seen here.
 type bannerConn struct {
 	net.Conn
-	seen atomic.Bool
-	line []byte // the start of the current line, up to 4 bytes; Read only
+	seen  atomic.Bool
+	spoke *atomic.Bool // set with seen, if not nil (for connectFirst)
+	line  []byte       // the start of the current line, up to 4 bytes; Read only
 }
 
 func (b *bannerConn) Read(p []byte) (int, error) {
@@ -36,6 +37,9 @@ func (b *bannerConn) Read(p []byte) (int, error) {
 				b.line = append(b.line, c)
 				if string(b.line) == "SSH-" {
 					b.seen.Store(true)
+					if b.spoke != nil {
+						b.spoke.Store(true)
+					}
 					break
 				}
 			}

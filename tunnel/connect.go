@@ -41,6 +41,7 @@ const (
 type attempt struct {
 	cancel    context.CancelFunc
 	connected atomic.Bool
+	spoke     atomic.Bool                 // the server's version line arrived
 	tcp       atomic.Pointer[net.TCPConn] // the socket, once connected
 }
 
@@ -56,6 +57,18 @@ func (a *attempt) lost() bool {
 	}
 	age, ok := lastAckAge(tc)
 	return ok && age >= 2*redialAfter
+}
+
+// progressing is how much longer the attempt's handshake may run: the
+// server has sent data (its kernel received some) within timeout, so it is
+// answering, slowly (see slowHandshakeLimit). 0: give up.
+func (a *attempt) progressing(timeout time.Duration, start time.Time) time.Duration {
+	tc := a.tcp.Load()
+	if !a.connected.Load() || tc == nil {
+		return 0
+	}
+	age, ok := lastDataAge(tc)
+	return moreForProgress(timeout, start, age, ok && a.spoke.Load())
 }
 
 type attemptResult struct {
@@ -121,6 +134,7 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, creds *credenti
 		return a
 	}
 	current = launch()
+	started := time.Now()
 	deadline := time.NewTimer(ep.ConnectTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(redialAfter / 2)
@@ -133,6 +147,10 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, creds *credenti
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
+			if more := current.progressing(ep.ConnectTimeout, started); more > 0 {
+				deadline.Reset(more) // a slow hub that answers (see slowHandshakeLimit)
+				continue
+			}
 			step := "TCP connect"
 			if current.connected.Load() {
 				step = "SSH handshake"
@@ -180,7 +198,7 @@ func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, c
 		a.tcp.Store(tc)
 	}
 	a.connected.Store(true)
-	h, err := handshake(ctx, raw, ep, creds, hk)
+	h, err := handshakeWatched(ctx, raw, ep, creds, hk, &a.spoke)
 	if err == nil && tc != nil {
 		// rtunnel's own keepalive watches the session from here.
 		_ = tc.SetKeepAlive(false)

@@ -145,7 +145,13 @@ func dialThrough(ctx context.Context, prev *hop, ep *Endpoint) (net.Conn, error)
 }
 
 func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, creds *credentials, hk *hostKeys) (*hop, error) {
-	banner := &bannerConn{Conn: newServerConn(raw)}
+	return handshakeWatched(ctx, raw, ep, creds, hk, nil)
+}
+
+// handshakeWatched is handshake that also sets spoke once the server's
+// version line begins.
+func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *credentials, hk *hostKeys, spoke *atomic.Bool) (*hop, error) {
+	banner := &bannerConn{Conn: newServerConn(raw), spoke: spoke}
 	conn := newHeardConn(banner)
 	cfg := &ssh.ClientConfig{
 		User:              ep.User,
@@ -165,7 +171,10 @@ func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, creds *credentia
 		chans <-chan ssh.NewChannel
 		reqs  <-chan *ssh.Request
 	)
-	err, timedOut := bounded(ctx, ep.ConnectTimeout, func() { conn.Close() }, func() error {
+	start := time.Now()
+	err, timedOut := boundedBy(ctx, ep.ConnectTimeout, func() time.Duration {
+		return moreForProgress(ep.ConnectTimeout, start, time.Since(conn.lastHeard()), banner.seen.Load())
+	}, func() { conn.Close() }, func() error {
 		var err error
 		c, chans, reqs, err = ssh.NewClientConn(conn, ep.Addr(), cfg)
 		return err
@@ -197,6 +206,27 @@ func handshake(ctx context.Context, raw net.Conn, ep *Endpoint, creds *credentia
 		return nil, &BusyError{Hop: ep.String(), Err: err}
 	}
 	return nil, &HandshakeError{Hop: ep.String(), Err: err}
+}
+
+// A handshake with a hub that is working through a storm (a hundred
+// pre-auth children on its CPUs) can take longer than connect_timeout while
+// the hub answers every step; abandoning it makes the hub's work wasted and,
+// if the hub had just accepted the key, leaves a second login behind. So
+// once the server has spoken SSH, connect_timeout bounds its silence, not
+// the whole handshake, up to slowHandshakeLimit x connect_timeout. A server
+// that never speaks (or a connection still in its accept queue) is still
+// given up at connect_timeout.
+const slowHandshakeLimit = 4
+
+// moreForProgress is how much longer a handshake that started at start
+// may run, given how long ago the server was last heard and whether it has
+// spoken SSH at all: 0 to give up.
+func moreForProgress(timeout time.Duration, start time.Time, silent time.Duration, spoke bool) time.Duration {
+	if !spoke || silent >= timeout {
+		return 0
+	}
+	left := slowHandshakeLimit*timeout - time.Since(start)
+	return max(0, min(timeout-silent, left))
 }
 
 // closeChain closes the innermost connection first.
