@@ -63,7 +63,7 @@ func TestLinkBlackholed(t *testing.T) {
 	// Attempts during the outage followed the growing schedule (connect
 	// attempts hung on the dead link, each at most connect_timeout, with
 	// the kernel's SYN retransmissions and no second connect beside them).
-	downs := entries(d, from, "tunnel down; will retry")
+	downs := retries(d, from)
 	figure(t, "blackhole: attempts during 20 s", len(downs))
 	for i, e := range downs {
 		w, _ := time.ParseDuration(e.Str("retry_in"))
@@ -241,7 +241,7 @@ func TestHubKilledAndRestarted(t *testing.T) {
 	if recovery > 3*time.Second {
 		t.Errorf("traffic %v after sshd was started again, want <= 3s", recovery)
 	}
-	downs := entries(d, from, "tunnel down; will retry")
+	downs := retries(d, from)
 	figure(t, "hub restart attempts while down 3 s", len(downs))
 	for i, e := range downs {
 		w, _ := time.ParseDuration(e.Str("retry_in"))
@@ -288,7 +288,7 @@ func TestRSTStorm(t *testing.T) {
 	if _, exited := d.Wait(0); exited {
 		t.Fatalf("rtunnel exited (%d) during the RST storm", d.ExitCode())
 	}
-	downs := entries(d, from, "tunnel down; will retry")
+	downs := retries(d, from)
 	if len(downs) < 2 {
 		t.Fatalf("%d retries during a 40 s RST storm", len(downs))
 	}
@@ -352,7 +352,7 @@ func TestHubNameDoesNotResolve(t *testing.T) {
 	var last int
 	var lastWait time.Duration
 	for i := 0; i < 3; i++ {
-		e, idx, _ := d.WaitMsg(last, 20*time.Second, "tunnel down; will retry")
+		e, idx, _ := d.WaitFrom(last, 20*time.Second, "a retry", isRetry)
 		last = idx + 1
 		if e.Str("result") != "dial" || !strings.Contains(e.Str("err"), name) {
 			t.Fatalf("retry %d: result=%q err=%q, want a dial error naming %s", i, e.Str("result"), e.Str("err"), name)
@@ -402,7 +402,7 @@ func TestServerNeverSpeaksSSH(t *testing.T) {
 	d := l.up(t, tun{server: "root@" + l.hub.IP + ":2222", knownHosts: kh, connectTimeout: "3s",
 		forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
 	e1, i1, _ := d.WaitMsg(0, 15*time.Second, "tunnel down; will retry")
-	e2, _, _ := d.WaitMsg(i1+1, 15*time.Second, "tunnel down; will retry")
+	e2, _, _ := d.WaitFrom(i1+1, 15*time.Second, "a second retry", isRetry)
 	for _, e := range []map[string]any{e1, e2} {
 		if e["result"] != "timeout" || !strings.Contains(fmt.Sprint(e["err"]), "SSH handshake with root@"+l.hub.IP+":2222 did not finish within 3s") {
 			t.Errorf("retry: result=%v err=%v, want the handshake timeout", e["result"], e["err"])
