@@ -165,6 +165,10 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 			ep.AcceptNew = true
 			add("strict_host_key_checking", "accept-new", from(h, "stricthostkeychecking", "StrictHostKeyChecking"))
 		}
+		if a.hash == nil && h.HashKnownHosts {
+			ep.HashKnownHosts = true
+			add("hash_known_hosts", "true", from(h, "hashknownhosts", "HashKnownHosts"))
+		}
 		if a.knownHosts == nil {
 			kh, khFrom, err := knownHostsOf(h, ep.AcceptNew)
 			if err != nil {

@@ -209,6 +209,7 @@ func TestAliasIdentityAndTrust(t *testing.T) {
     StrictHostKeyChecking accept-new
     UserKnownHostsFile @DIR@/learned_hosts
     RemoteForward 2220 localhost:22
+    HashKnownHosts yes
 `
 	dir := aliasFiles(t, cfg)
 	c, err := parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n")
@@ -216,9 +217,9 @@ func TestAliasIdentityAndTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 	ep := c.Tunnels[0].Server
-	got := fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v kh=%s", strings.Join(ep.Identities, ","), ep.Certificate,
-		ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew, ep.KnownHosts)
-	want := strings.ReplaceAll("ids=@DIR@/id_hub,@DIR@/id_other cert=@DIR@/id_hub-cert.pub agent=SSH_AUTH_SOCK alias=hub-key acceptnew=true kh=@DIR@/learned_hosts", "@DIR@", dir)
+	got := fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v hash=%v kh=%s", strings.Join(ep.Identities, ","), ep.Certificate,
+		ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew, ep.HashKnownHosts, ep.KnownHosts)
+	want := strings.ReplaceAll("ids=@DIR@/id_hub,@DIR@/id_other cert=@DIR@/id_hub-cert.pub agent=SSH_AUTH_SOCK alias=hub-key acceptnew=true hash=true kh=@DIR@/learned_hosts", "@DIR@", dir)
 	if got != want {
 		t.Errorf("resolved\n got %s\nwant %s", got, want)
 	}
@@ -227,7 +228,8 @@ func TestAliasIdentityAndTrust(t *testing.T) {
 		from[r.Key] = r.From
 	}
 	for key, line := range map[string]string{"identity": ":4 IdentityFile", "certificate": ":7 CertificateFile", "identity_agent": ":8 IdentityAgent",
-		"host_key_alias": ":9 HostKeyAlias", "strict_host_key_checking": ":10 StrictHostKeyChecking", "known_hosts": ":11 UserKnownHostsFile"} {
+		"host_key_alias": ":9 HostKeyAlias", "strict_host_key_checking": ":10 StrictHostKeyChecking", "known_hosts": ":11 UserKnownHostsFile",
+		"hash_known_hosts": ":13 HashKnownHosts"} {
 		if !strings.HasSuffix(from[key], line) {
 			t.Errorf("check shows %s from %q, want ssh_config%s", key, from[key], line)
 		}
@@ -235,13 +237,13 @@ func TestAliasIdentityAndTrust(t *testing.T) {
 
 	// rtunnel's keys win: its identity replaces both the files and the agent.
 	c, err = parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n    identity: [id_other]\n"+
-		"    known_hosts: known_hosts\n    strict_host_key_checking: \"yes\"\n    host_key_alias: other-key\n    certificate: other-cert.pub\n")
+		"    known_hosts: known_hosts\n    strict_host_key_checking: \"yes\"\n    host_key_alias: other-key\n    certificate: other-cert.pub\n    hash_known_hosts: false\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ep = c.Tunnels[0].Server
-	got = fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v", strings.Join(ep.Identities, ","), ep.Certificate, ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew)
-	want = strings.ReplaceAll("ids=@DIR@/id_other cert=@DIR@/other-cert.pub agent= alias=other-key acceptnew=false", "@DIR@", dir)
+	got = fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v hash=%v", strings.Join(ep.Identities, ","), ep.Certificate, ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew, ep.HashKnownHosts)
+	want = strings.ReplaceAll("ids=@DIR@/id_other cert=@DIR@/other-cert.pub agent= alias=other-key acceptnew=false hash=false", "@DIR@", dir)
 	if got != want {
 		t.Errorf("with rtunnel's keys\n got %s\nwant %s", got, want)
 	}

@@ -75,7 +75,7 @@ func (r *resolver) directive(kw string, args []string, src Source, active bool) 
 			}
 		}
 		return err
-	case "identitiesonly", "exitonforwardfailure", "clearallforwardings":
+	case "identitiesonly", "exitonforwardfailure", "clearallforwardings", "hashknownhosts":
 		b, err := r.flag(args, fail)
 		if err == nil && first() {
 			switch kw {
@@ -83,6 +83,8 @@ func (r *resolver) directive(kw string, args []string, src Source, active bool) 
 				h.IdentitiesOnly = b
 			case "exitonforwardfailure":
 				h.ExitOnForwardFailure = b
+			case "hashknownhosts":
+				h.HashKnownHosts = b
 			default:
 				r.clearForwards = b
 			}
