@@ -43,6 +43,13 @@ func (t *importedTunnel) addIdentity(path string) error {
 func (t *importedTunnel) identityOption(key string, args []string, kv string) (handled bool, err error) {
 	val := strings.Join(args, " ")
 	bad := func(why string) error { return fmt.Errorf("-o %s: %s", kv, why) }
+	oneValue, ours := identityOptions[key]
+	if !ours {
+		return false, nil
+	}
+	if oneValue && len(args) != 1 {
+		return true, bad("takes one value, as in ssh")
+	}
 	switch key {
 	case "identityfile":
 		return true, t.addIdentity(val)
@@ -103,10 +110,15 @@ func (t *importedTunnel) identityOption(key string, args []string, kv string) (h
 		return true, checkImportedPath("-o UserKnownHostsFile", args[0])
 	case "globalknownhostsfile":
 		t.note("-o %s: rtunnel reads the one known_hosts: file; put the hub's key there", kv)
-	default:
-		return false, nil
 	}
 	return true, nil
+}
+
+// identityOptions are the -o keys identityOption maps, each with whether
+// it takes exactly one value (the known_hosts files take a list).
+var identityOptions = map[string]bool{
+	"identityfile": true, "certificatefile": true, "identityagent": true, "identitiesonly": true, "hostkeyalias": true,
+	"stricthostkeychecking": true, "hashknownhosts": true, "userknownhostsfile": false, "globalknownhostsfile": false,
 }
 
 // agentFromEnvVar is IdentityAgent's (and identity_agent's) word for "the
