@@ -140,12 +140,20 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				ep.IdentityAgent = ag
 				add("identity_agent", ag, from(h, "identityagent", "IdentityAgent"))
 			}
+			_, filesNamed := h.Set["identityfile"]
 			ids, idFrom, err := identitiesOf(h)
 			switch {
+			case ep.IdentityAgent != "" && !filesNamed && !h.IdentitiesOnly:
+				// ssh offers every key of the agent, then its default
+				// files; rtunnel given files too would offer only those.
+				add("identity", "(every key of the agent)", "no IdentityFile: ssh's default key files, which ssh tries after the agent's keys, are not offered")
 			case err != nil && ep.IdentityAgent == "":
 				fail("%s%v", label, err)
 			case err == nil:
 				ep.Identities = ids
+				if ep.IdentityAgent != "" && !h.IdentitiesOnly {
+					idFrom += " (with IdentityAgent only these keys are offered, as IdentitiesOnly yes; ssh also offers the agent's other keys)"
+				}
 				add("identity", strings.Join(ids, ","), idFrom)
 			}
 		}
@@ -206,12 +214,12 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 		for _, f := range h.LocalForwards {
 			lf, err := localForwardFromSSH(f)
 			if err != nil {
-				fail("LocalForward %s (%s): %v", f, from(h, "localforward", "LocalForward"), err)
+				fail("LocalForward %s (%s): %v", f, forwardFrom(f, "LocalForward"), err)
 				continue
 			}
 			lf.Line = serverNode.Line
 			t.LocalForwards = append(t.LocalForwards, lf)
-			use.add("local_forwards", lf.ListenString()+"->"+lf.ConnectString(), from(h, "localforward", "LocalForward"))
+			use.add("local_forwards", lf.ListenString()+"->"+lf.ConnectString(), forwardFrom(f, "LocalForward"))
 		}
 	}
 	switch {
@@ -223,7 +231,7 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 		for _, f := range h.RemoteForwards {
 			fw, err := forwardFromSSH(f)
 			if err != nil {
-				fail("RemoteForward %s (%s): %v", f, from(h, "remoteforward", "RemoteForward"), err)
+				fail("RemoteForward %s (%s): %v", f, forwardFrom(f, "RemoteForward"), err)
 				continue
 			}
 			fw.Line = serverNode.Line
@@ -231,7 +239,7 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				d.claimPort(serverNode, key+".server", hubOf(*t), t.Name, fw.Remote)
 			}
 			t.Forwards = append(t.Forwards, fw)
-			use.add("forwards", fw.String(), from(h, "remoteforward", "RemoteForward"))
+			use.add("forwards", fw.String(), forwardFrom(f, "RemoteForward"))
 		}
 	}
 
@@ -248,6 +256,11 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 			use.add(a.key, a.spec, from(h, a.directive, a.name))
 		}
 	}
+}
+
+// forwardFrom is the file:line of one forward: each line gives its own.
+func forwardFrom(f sshconfig.Forward, directive string) string {
+	return fmt.Sprintf("%s:%d %s", f.Source.File, f.Source.Line, directive)
 }
 
 func (u *SSHConfigUse) add(key, value, from string) {

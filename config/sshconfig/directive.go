@@ -229,10 +229,12 @@ func (r *resolver) forward(kw string, args []string, src Source, active bool, fa
 		list = &r.h.RemoteForwards
 	}
 	for _, old := range *list {
+		old.Source = Source{} // ssh keeps the first of two equal lines
 		if old == f {
 			return nil
 		}
 	}
+	f.Source = src
 	*list = append(*list, f)
 	return nil
 }
