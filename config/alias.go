@@ -149,7 +149,10 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				add("identity", "(every key of the agent)", "no IdentityFile: ssh's default key files, which ssh tries after the agent's keys, are not offered")
 			case err != nil && ep.IdentityAgent == "":
 				fail("%s%v", label, err)
-			case err == nil:
+			case err != nil:
+				// ssh skips a missing IdentityFile too and asks the agent.
+				add("identity", "(every key of the agent)", err.Error())
+			default:
 				ep.Identities = ids
 				if ep.IdentityAgent != "" && !h.IdentitiesOnly {
 					idFrom += " (with IdentityAgent only these keys are offered, as IdentitiesOnly yes; ssh also offers the agent's other keys)"

@@ -245,6 +245,7 @@ func TestAliasIdentityAndTrust(t *testing.T) {
 	// default key files the account has; with IdentitiesOnly, no remark.
 	for _, c := range []struct{ lines, ids, remark string }{
 		{"IdentityAgent @DIR@/agent.sock\n", "", "(every key of the agent)"},
+		{"IdentityAgent @DIR@/agent.sock\n    IdentityFile @DIR@/id_gone\n", "", "(every key of the agent) from @DIR@/ssh_config:3: no IdentityFile exists (@DIR@/id_gone)"},
 		{"IdentityAgent @DIR@/agent.sock\n    IdentityFile @DIR@/id_hub\n    IdentitiesOnly yes\n", "@DIR@/id_hub", "@DIR@/ssh_config:3 IdentityFile"},
 	} {
 		dir := aliasFiles(t, "Host hub\n    "+c.lines+"    UserKnownHostsFile @DIR@/known_hosts\n    RemoteForward 2220 localhost:22\n")
