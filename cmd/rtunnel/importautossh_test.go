@@ -276,6 +276,11 @@ func TestImportAutosshSSHConfig(t *testing.T) {
 		strings.Join(ep.Identities, ",") != dir+"/id_hub" || ep.KnownHosts != dir+"/known_hosts" {
 		t.Errorf("with -F and trust options: %+v\n%s", ep, out)
 	}
+	out, cfg = importParsed(t, "--", "autossh", "-M", "0", "-N", "-F", sshConfig, "-o", "IdentityAgent=SSH_AUTH_SOCK", "hub")
+	if ep := cfg.Tunnels[0].Server; ep.IdentityAgent != "SSH_AUTH_SOCK" || len(ep.Identities) != 0 ||
+		!strings.Contains(out, "rtunnel's identity_agent: replaces the Host's IdentityFile") {
+		t.Errorf("with -F and IdentityAgent: identity %v agent %q, want the agent alone and a note saying so\n%s", ep.Identities, ep.IdentityAgent, out)
+	}
 	code, _, errOut := runCmd(t, "import-autossh", "--", "autossh", "-M", "0", "-N", "-F", sshConfig, "-J", "bastion", "hub")
 	if code != exitConfig || !strings.Contains(errOut, "-J with -F") {
 		t.Errorf("-J with -F: exit %d %s", code, errOut)

@@ -167,8 +167,11 @@ func (t *importedTunnel) identityDefaults(runAs account) {
 		t.note("-o HashKnownHosts=yes: rtunnel writes to known_hosts only with strict_host_key_checking: accept-new; hash_known_hosts: true is kept for that")
 	}
 	if t.sshConfig != "" {
-		if len(t.identities) > 0 {
+		switch {
+		case len(t.identities) > 0:
 			t.note("-i with -F: ssh offered the command line's keys before the Host's IdentityFile lines; rtunnel's identity: replaces them: list every key the hub may accept")
+		case t.identityAgent != "":
+			t.note("-o IdentityAgent with -F: rtunnel's identity_agent: replaces the Host's IdentityFile and IdentityAgent lines: every key of the agent is offered, no key file")
 		}
 		return
 	}
