@@ -177,7 +177,7 @@ func (t *importedTunnel) identityDefaults(runAs account) {
 	}
 	switch {
 	case t.identityAgent != "" && len(t.identities) > 0 && t.identitiesOnly != "yes":
-		t.note("identity_agent with identity: rtunnel offers only the identity: keys (the agent signs for them), as IdentitiesOnly=yes; ssh also offered every other key of the agent")
+		t.note("identity_agent with identity: rtunnel offers only the identity: keys (through the agent when it holds the private key of a .pub), as IdentitiesOnly=yes; ssh also offered every other key of the agent")
 	case t.identityAgent != "" && len(t.identities) == 0:
 		if t.identitiesOnly == "yes" {
 			t.note("-o IdentitiesOnly=yes without -i: ssh offered only the agent's keys for its default key files; rtunnel offers every key of the agent: add identity: KEY.pub to restrict it")
