@@ -97,7 +97,7 @@ func printResolved(w io.Writer, cfg *config.Config) {
 		}
 		fmt.Fprintf(w, "tunnel %s: server %s resolved through %s:\n", t.Name, t.SSHConfig.Alias, t.SSHConfig.Path)
 		for _, r := range t.SSHConfig.Resolved {
-			fmt.Fprintf(w, "  %-26s %-40s %s\n", r.Key+":", r.Value, r.From)
+			fmt.Fprintf(w, "  %-24s %-40s %s\n", r.Key+":", r.Value, r.From)
 		}
 	}
 }
