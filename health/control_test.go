@@ -49,7 +49,9 @@ func serveControl(t *testing.T, h *Health, path string) (stop func()) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- h.ServeControl(ctx, cs, ControlInfo{Version: "v1", PID: os.Getpid(), Config: "/etc/rtunnel/rtunnel.yaml"}) }()
+	go func() {
+		errc <- h.ServeControl(ctx, cs, ControlInfo{Version: "v1", PID: os.Getpid(), Config: "/etc/rtunnel/rtunnel.yaml"})
+	}()
 	stopped := false
 	stop = func() {
 		if stopped {
