@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,6 +122,17 @@ func start(t testing.TB, cmd *exec.Cmd, args []string, env []string) *Daemon {
 	t.Helper()
 	d := &Daemon{t: t, Args: args, changed: make(chan struct{}), done: make(chan struct{})}
 	d.cmd = cmd
+	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "RUNTIME_DIRECTORY=") }) {
+		// As systemd's RuntimeDirectory= would: each daemon gets its own
+		// control socket directory, so parallel tests never share
+		// /run/rtunnel. Short, for the 108-byte socket path limit.
+		dir, err := os.MkdirTemp("", "rtunnel-run-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		env = append(env, "RUNTIME_DIRECTORY="+dir)
+	}
 	// A -race binary sleeps 1 s at exit by default; exit timing is tested.
 	d.cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
 	stderr, err := d.cmd.StderrPipe()
