@@ -135,7 +135,7 @@ func TestJumpChainFailures(t *testing.T) {
 		wantAll(t, out,
 			"  ok    auth "+server,
 			"  FAIL  forward localhost:2220: "+server+" refused tcpip-forward localhost:2220; port forwarding itself is on for this key",
-			"fix: port held by an older session or not allowed by permitlisten")
+			"fix: the hub refused the port: it is held, or permitlisten does not allow it")
 	})
 
 	t.Run("permitlisten without port-forwarding on the server", func(t *testing.T) {
