@@ -44,6 +44,7 @@ func rtunnelStatus(t *testing.T, env []string, args ...string) (int, string, str
 	if !ok {
 		t.Fatalf("rtunnel status %v did not exit within 15s", args)
 	}
+	t.Logf("rtunnel status %s: exit %d\n%s%s", strings.Join(args, " "), code, st.Stdout(), st.Raw())
 	return code, st.Stdout(), st.Raw()
 }
 
@@ -262,6 +263,7 @@ func TestStatusPermissionDenied(t *testing.T) {
 		cmd := exec.Command("setpriv", append(args, bin, "status", "--socket", sock)...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "GORACE=atexit_sleep_ms=0"}
 		out, err := cmd.CombinedOutput()
+		t.Logf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()

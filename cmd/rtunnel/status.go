@@ -180,12 +180,18 @@ func printReport(w io.Writer, rep health.Report, src statusSource, now time.Time
 				when, strings.ReplaceAll(strings.TrimSpace(r.Error), "\n", "\n  "))
 		}
 	}
-	printStatus(w, rep.Tunnels, now)
+	printStatus(w, rep.Tunnels, rep.Detailed, now)
 }
 
-func printStatus(w io.Writer, ts []health.TunnelStatus, now time.Time) {
+// printStatus prints one row per forward; the LAST ERROR column only for
+// the detailed view, where "-" means there was none.
+func printStatus(w io.Writer, ts []health.TunnelStatus, detailed bool, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TUNNEL\tFORWARD\tSTATE\tSINCE\tIN\tOUT\tACTIVE\tNEXT RETRY\tLAST ERROR")
+	header := "TUNNEL\tFORWARD\tSTATE\tSINCE\tIN\tOUT\tACTIVE\tNEXT RETRY"
+	if detailed {
+		header += "\tLAST ERROR"
+	}
+	fmt.Fprintln(tw, header)
 	for _, t := range ts {
 		since := "-"
 		if !t.Since.IsZero() {
@@ -195,9 +201,12 @@ func printStatus(w io.Writer, ts []health.TunnelStatus, now time.Time) {
 		if !t.NextRetry.IsZero() && t.NextRetry.After(now) {
 			next = "in " + t.NextRetry.Sub(now).Round(time.Second).String()
 		}
-		lastErr := lastError(t, now)
+		lastErr := ""
+		if detailed {
+			lastErr = "\t" + lastError(t, now)
+		}
 		if len(t.Forwards) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t-\t-\t-\t%s\t%s\n", t.Name, t.State, since, next, lastErr)
+			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t-\t-\t-\t%s%s\n", t.Name, t.State, since, next, lastErr)
 		}
 		for _, f := range t.Forwards {
 			state := t.State
@@ -208,7 +217,7 @@ func printStatus(w io.Writer, ts []health.TunnelStatus, now time.Time) {
 			if f.AllocatedPort != 0 {
 				name += fmt.Sprintf(" (port %d)", f.AllocatedPort) // the hub picked it: remote host:0
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, name, state, since,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s%s\n", t.Name, name, state, since,
 				bytesHuman(f.BytesIn), bytesHuman(f.BytesOut), f.Active, next, lastErr)
 		}
 	}
