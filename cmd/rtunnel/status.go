@@ -174,7 +174,7 @@ func printReport(w io.Writer, rep health.Report, src statusSource, now time.Time
 	if r := rep.LastReload; r != nil {
 		when := fmt.Sprintf("%s (%s ago)", r.At.Local().Format(time.DateTime), ago(now, r.At))
 		if r.OK {
-			fmt.Fprintf(w, "last reload %s: applied\n", when)
+			fmt.Fprintf(w, "config last loaded %s: applied\n", when)
 		} else {
 			fmt.Fprintf(w, "last reload %s: REFUSED, the tunnels below still run the previous config; the file on disk has problems:\n  %s\n",
 				when, strings.ReplaceAll(strings.TrimSpace(r.Error), "\n", "\n  "))
