@@ -122,6 +122,9 @@ func unixDialer(path string) func(ctx context.Context, _, _ string) (net.Conn, e
 	}
 }
 
+// httpClient asks one daemon once. No proxy: HTTP_PROXY from the
+// environment would otherwise catch a request to 127.0.0.1 (only
+// "localhost" is exempt) and carry it off the machine.
 func httpClient(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
 	tr := &http.Transport{DisableKeepAlives: true, DialContext: dial, Proxy: nil}
 	return &http.Client{Transport: tr}
