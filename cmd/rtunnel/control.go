@@ -12,7 +12,7 @@ import (
 )
 
 // defaultRuntimeDir is the unit's RuntimeDirectory=rtunnel; the template
-// unit rtunnel@NAME uses RuntimeDirectory=rtunnel-NAME (see instanceSocket).
+// unit rtunnel@NAME uses RuntimeDirectory=rtunnel/NAME (see instanceSocket).
 const defaultRuntimeDir = "/run/rtunnel"
 
 const controlSocketName = "control.sock"
@@ -28,13 +28,10 @@ func controlSocketPath() string {
 	return filepath.Join(dir, controlSocketName)
 }
 
-// instanceSocket is the control socket of the template unit rtunnel@NAME.
-// Each instance has its own runtime directory beside /run/rtunnel rather
-// than inside it: systemd removes a unit's RuntimeDirectory recursively
-// when the unit stops, so stopping rtunnel.service would take the
-// instances' sockets with it.
+// instanceSocket is the control socket of the template unit rtunnel@NAME,
+// whose RuntimeDirectory is rtunnel/NAME.
 func instanceSocket(name string) string {
-	return filepath.Join(defaultRuntimeDir+"-"+name, controlSocketName)
+	return filepath.Join(defaultRuntimeDir, name, controlSocketName)
 }
 
 // serveControl opens the control socket and serves the detailed state on
