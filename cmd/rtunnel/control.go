@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/rtunnel/rtunnel/health"
@@ -21,7 +20,7 @@ const controlSocketName = "control.sock"
 // first directory of $RUNTIME_DIRECTORY (set by systemd from the unit's
 // RuntimeDirectory=), else in /run/rtunnel.
 func controlSocketPath() string {
-	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	dir := runtimeDir()
 	if dir == "" {
 		dir = defaultRuntimeDir
 	}
