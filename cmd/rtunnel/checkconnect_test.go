@@ -299,10 +299,10 @@ func TestCheckConnectFailures(t *testing.T) {
 		h.setLine(t, stranger.PublicLine)
 		path := h.config(t, h.port, local)
 		_, out := h.check(t, path)
-		wantLines(t, out, "  FAIL  auth "+hub+": 127.0.0.1:"+strconv.Itoa(h.hub.Port)+" refused the key "+h.key.Fingerprint)
+		wantLines(t, out, "  FAIL  auth "+hub+": 127.0.0.1:"+strconv.Itoa(h.hub.Port)+" refused key "+h.key.Fingerprint)
 		// The same classification as rtunnel up: tunnel.Permanent decides.
 		want, why := exitFail, "it may be transient"
-		if tunnel.Permanent(&tunnel.AuthError{Hop: hub, Fingerprint: h.key.Fingerprint, Err: errors.New("ssh: unable to authenticate")}) {
+		if tunnel.Permanent(&tunnel.AuthError{Hop: hub, Offered: []string{"key " + h.key.Fingerprint}, Err: errors.New("ssh: unable to authenticate")}) {
 			want, why = exitConfig, "retrying cannot fix"
 		}
 		wantExit(t, path, want, why)
