@@ -11,7 +11,10 @@ import (
 )
 
 // defaultRuntimeDir is the unit's RuntimeDirectory=rtunnel; the template
-// unit rtunnel@NAME uses RuntimeDirectory=rtunnel/NAME (see instanceSocket).
+// unit rtunnel@NAME uses RuntimeDirectory=rtunnel-NAME (see instanceSocket),
+// beside it rather than inside: systemd removes a unit's runtime directory
+// with everything in it when the unit stops, and stopping rtunnel.service
+// must not take the instances' sockets and ports files with it.
 const defaultRuntimeDir = "/run/rtunnel"
 
 const controlSocketName = "control.sock"
@@ -28,9 +31,9 @@ func controlSocketPath() string {
 }
 
 // instanceSocket is the control socket of the template unit rtunnel@NAME,
-// whose RuntimeDirectory is rtunnel/NAME.
+// whose RuntimeDirectory is rtunnel-NAME.
 func instanceSocket(name string) string {
-	return filepath.Join(defaultRuntimeDir, name, controlSocketName)
+	return filepath.Join(defaultRuntimeDir+"-"+name, controlSocketName)
 }
 
 // serveControl opens the control socket and serves the detailed state on

@@ -12,7 +12,7 @@ import (
 func TestControlSocketPathsMatchTheUnits(t *testing.T) {
 	for unit, want := range map[string]string{
 		"rtunnel.service":  "RuntimeDirectory=rtunnel\n",
-		"rtunnel@.service": "RuntimeDirectory=rtunnel/%i\n",
+		"rtunnel@.service": "RuntimeDirectory=rtunnel-%i\n",
 	} {
 		b, err := os.ReadFile("../../packaging/systemd/" + unit)
 		if err != nil {
@@ -26,8 +26,8 @@ func TestControlSocketPathsMatchTheUnits(t *testing.T) {
 	if got := controlSocketPath(); got != "/run/rtunnel/control.sock" {
 		t.Errorf("default socket %s", got)
 	}
-	t.Setenv("RUNTIME_DIRECTORY", "/run/rtunnel/vpn:/run/other")
-	if got, want := controlSocketPath(), instanceSocket("vpn"); got != want || want != "/run/rtunnel/vpn/control.sock" {
+	t.Setenv("RUNTIME_DIRECTORY", "/run/rtunnel-vpn:/run/other")
+	if got, want := controlSocketPath(), instanceSocket("vpn"); got != want || want != "/run/rtunnel-vpn/control.sock" {
 		t.Errorf("rtunnel@vpn's socket: up opens %s, status --instance vpn asks %s", got, want)
 	}
 }
