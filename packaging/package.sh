@@ -58,16 +58,13 @@ elif [ ! -x dist/rtunnel ]; then
 	exit 1
 fi
 
-# nfpm: an explicit binary, else the Go tool pinned in go.mod, else the
-# pinned version straight from the module proxy (outside this module, so
-# go.mod is left alone).
+# nfpm: an explicit binary, else the version pinned in the build-tools
+# module (tools/go.mod), which keeps it out of the product's go.mod.
 nfpm() {
 	if [ -n "${NFPM:-}" ]; then
 		"$NFPM" "$@"
-	elif go tool -n nfpm >/dev/null 2>&1; then
-		go tool nfpm "$@"
 	else
-		GOFLAGS='' go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2 "$@"
+		go tool -modfile=tools/go.mod nfpm "$@"
 	fi
 }
 
