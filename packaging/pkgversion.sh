@@ -28,3 +28,25 @@ pkg_version() {
 	fi
 	printf '%s\n' "$v"
 }
+
+# apk_version DESCRIBE EPOCH maps the same input to Alpine's version syntax,
+# which has no '~' or '+': digits and dots, then _rcN / _pN suffixes (apk
+# sorts _rc before the release and _p after it). An untagged build becomes
+# 0.0.0_git<commit date>, a -dirty tree drops the mark (the binary keeps it).
+#   v1.2.3                 -> 1.2.3
+#   v1.2.3-4-gabc1234      -> 1.2.3_p4
+#   v1.3.0-rc1             -> 1.3.0_rc1 (also alpha, beta, pre)
+#   v1.3.0-rc1-2-gabc1234  -> 1.3.0_rc1_p2
+#   abc1234, dev, ...      -> 0.0.0_git20261206140000 (EPOCH, UTC)
+apk_version() {
+	v=${1#v}
+	v=${v%-dirty}
+	case $v in
+	[0-9]*.*) ;;
+	*)
+		printf '0.0.0_git%s\n' "$(date -u -d "@$2" +%Y%m%d%H%M%S)"
+		return
+		;;
+	esac
+	printf '%s\n' "$v" | sed -E 's/-([0-9]+)-g[0-9a-f]+$/_p\1/; s/-(alpha|beta|pre|rc)\.?([0-9]*)/_\1\2/'
+}

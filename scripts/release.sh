@@ -12,6 +12,8 @@
 # nfpm binary instead of tools/go.mod's), SOURCE_DATE_EPOCH (default the last
 # commit's time: file dates inside packages and tarballs).
 set -euo pipefail
+# build() runs in $(...): without this a failed go build there went unnoticed.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 # name     GOARCH  variant          deb    rpm    apk      ipk (OpenWrt arch)
@@ -51,11 +53,12 @@ version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo 0.
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # shellcheck source=packaging/pkgversion.sh
 . packaging/pkgversion.sh
-pkgver=$(pkg_version "$version")
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 	SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
 fi
 export SOURCE_DATE_EPOCH
+pkgver=$(pkg_version "$version")
+apkver=$(apk_version "$version" "$SOURCE_DATE_EPOCH")
 
 selected() { # selected NAME: in RELEASE_TARGETS, or all when unset
 	[ -z "${RELEASE_TARGETS:-}" ] && return 0
@@ -86,12 +89,14 @@ build() { # build NAME GOARCH VARIANT -> path of the binary
 	local env=(CGO_ENABLED=0 GOOS=linux GOARCH="$goarch")
 	[ "$variant" != - ] && env+=("$variant")
 	echo "build  linux/$name (${env[*]})" >&2
-	env "${env[@]}" go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin" ./cmd/rtunnel
+	env "${env[@]}" go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin" ./cmd/rtunnel || return 1
 	printf '%s\n' "$bin"
 }
 
 package() { # package CONFIG PACKAGER ARCH BINARY
-	VERSION=$pkgver ARCH=$3 RTUNNEL_BINARY=$4 \
+	local v=$pkgver
+	[ "$2" = apk ] && v=$apkver
+	VERSION=$v ARCH=$3 RTUNNEL_BINARY=$4 \
 		nfpm package --config "$1" --packager "$2" --target "$out/" >/dev/null
 	echo "pack   $2 ($3)" >&2
 }

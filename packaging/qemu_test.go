@@ -1,0 +1,178 @@
+package packaging
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtunnel/rtunnel/internal/daemontest"
+	"github.com/rtunnel/rtunnel/internal/sshdtest"
+)
+
+// emulated are the release binaries run under qemu-user: the boards remotes
+// most often are (Raspberry Pi 3/4/5, Pi 2 and ARMv7 gateways, MT7621-class
+// OpenWrt routers). qemu-user runs the foreign binary against this machine's
+// kernel, so sockets, TCP_INFO and netlink are this kernel's.
+var emulated = []struct {
+	name, qemu, target string
+	goarch, variant    string // for the sockprobe build
+}{
+	{"arm64", "qemu-aarch64-static", "linux/arm64 GOARM64=v8.0", "arm64", ""},
+	{"armv7", "qemu-arm-static", "linux/arm GOARM=7", "arm", "GOARM=7"},
+	{"mipsle", "qemu-mipsel-static", "linux/mipsle GOMIPS=softfloat", "mipsle", "GOMIPS=softfloat"},
+}
+
+// TestReleaseUnderQemu runs the arm64, armv7 and mipsle release binaries:
+// version, check on the example config, and the Direct-topology smoke (a
+// real loopback sshd as hub, the tunnel up, a real ssh login through it,
+// SIGTERM exits 0).
+func TestReleaseUnderQemu(t *testing.T) {
+	dir := releaseDir(t)
+	sshdtest.Require(t)
+	for _, e := range emulated {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			sshdtest.RequireTools(t, e.qemu)
+			bin := releaseFile(t, dir, "rtunnel-*-linux-"+e.name)
+			argv := []string{e.qemu, bin}
+
+			t.Run("version", func(t *testing.T) {
+				out := run(t, e.qemu, bin, "version")
+				if !strings.Contains(out, "\ntarget "+e.target+"\n") || !strings.HasPrefix(out, "rtunnel ") {
+					t.Errorf("version printed %q, want target %s", out, e.target)
+				}
+				if strings.Contains(out, "revision unknown") {
+					t.Errorf("version printed %q: the release must name its commit", out)
+				}
+			})
+			t.Run("check", func(t *testing.T) { qemuCheck(t, argv) })
+			t.Run("direct smoke", func(t *testing.T) { qemuDirectSmoke(t, argv) })
+			t.Run("socket options", func(t *testing.T) { qemuSocketOptions(t, e.qemu, e.goarch, e.variant) })
+		})
+	}
+}
+
+// qemuCheck: the shipped example refused for its missing key (exit 78,
+// naming the file), then accepted once the key and known_hosts exist.
+func qemuCheck(t *testing.T, argv []string) {
+	w := newInitWorld(t)
+	example := filepath.Join(repoRoot(t), "packaging", "rtunnel.example.yaml")
+	out, err := exec.Command(argv[0], append(argv[1:], "check", "--config", example)...).CombinedOutput()
+	if code := exitCode(err); code != 78 || !strings.Contains(string(out), "/etc/rtunnel/id_ed25519") {
+		t.Errorf("check on the example without its key: exit %d, %q; want 78 naming /etc/rtunnel/id_ed25519", code, out)
+	}
+	if out := run(t, argv[0], append(argv[1:], "check", "--config", w.good)...); strings.TrimSpace(out) != "ok" {
+		t.Errorf("check with key and known_hosts: %q, want ok", out)
+	}
+}
+
+// qemuDirectSmoke is the setup guide's Direct topology on loopback: a hub
+// sshd that takes the tunnel key with the guide's locked-down line, a second
+// sshd standing for the remote's own, and a login from the hub side through
+// the forwarded port.
+func qemuDirectSmoke(t *testing.T, argv []string) {
+	dir := t.TempDir()
+	tunnelKey := sshdtest.NewKey(t, dir, "id_tunnel", "ed25519")
+	masterKey := sshdtest.NewKey(t, dir, "id_master", "ed25519")
+	tunnelPort := sshdtest.FreePort(t)
+	line := fmt.Sprintf(`restrict,port-forwarding,permitlisten="localhost:%d",permitopen="255.255.255.255:9",command="/bin/false" %s`,
+		tunnelPort, tunnelKey.PublicLine)
+	hub := sshdtest.Start(t, sshdtest.Options{Name: "hub", AuthorizedKeys: []string{line}})
+	remote := sshdtest.Start(t, sshdtest.Options{Name: "remote", AuthorizedKeys: []string{masterKey.PublicLine}})
+	knownHosts := filepath.Join(dir, "known_hosts")
+	hub.WriteKnownHosts(t, knownHosts, "127.0.0.1")
+	var masterKH strings.Builder
+	for _, l := range remote.KnownHostsLines("localhost") {
+		f := strings.Fields(l)
+		fmt.Fprintf(&masterKH, "[localhost]:%d %s %s\n", tunnelPort, f[1], f[2])
+	}
+	writeFile(t, filepath.Join(dir, "master_known_hosts"), masterKH.String())
+
+	cfg := filepath.Join(dir, "rtunnel.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`log: {level: debug, format: json}
+shutdown_grace: 2s
+tunnels:
+  - name: hub
+    server: root@127.0.0.1:%d
+    identity: %s
+    known_hosts: %s
+    connect_timeout: 10s
+    keepalive: {interval: 2s, count_max: 5}
+    forwards:
+      - remote: localhost:%d
+        local: %s
+`, hub.Port, tunnelKey.Private, knownHosts, tunnelPort, remote.Addr))
+
+	d := daemontest.StartCommand(t, argv, []string{"up", "--config", cfg})
+	// Emulation makes the handshake's crypto slow; still bounded.
+	d.WaitMsg(0, 90*time.Second, "forward up")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := sshdtest.SSHCommand(ctx, masterKey, filepath.Join(dir, "master_known_hosts"),
+		"-p", strconv.Itoa(tunnelPort), "root@localhost", "echo through-the-tunnel $((6*7))")
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "through-the-tunnel 42\n" {
+		t.Fatalf("ssh through the tunnel: %v, %q", err, out)
+	}
+
+	d.Signal(syscall.SIGTERM)
+	code, exited := d.Wait(30 * time.Second)
+	if !exited || code != 0 {
+		t.Errorf("after SIGTERM: exited=%v code=%d, want exit 0", exited, code)
+	}
+}
+
+// qemuSocketOptions builds testdata/sockprobe for the emulated target and
+// compares its socket calls with the native ones. TCP_USER_TIMEOUT and
+// SO_REUSEADDR must pass through; TCP_INFO is logged, because qemu-user
+// (7.2, Debian 12) copies only the first 4 bytes of struct tcp_info, so
+// there rtunnel's "peer still ACKs" check cannot tell and the keepalive
+// decides alone -- unlike on a real board.
+func qemuSocketOptions(t *testing.T, qemu, goarch, variant string) {
+	native := probe(t, "", runtime.GOARCH, "")
+	foreign := probe(t, qemu, goarch, variant)
+	for _, k := range []string{"user_timeout_ms", "reuseaddr"} {
+		if foreign[k] != native[k] || native[k] == "" {
+			t.Errorf("%s under %s: %q, natively %q", k, qemu, foreign[k], native[k])
+		}
+	}
+	if native["tcp_info_len"] != "232 ok" {
+		t.Errorf("native TCP_INFO: %q, want the full 232 bytes", native["tcp_info_len"])
+	}
+	t.Logf("TCP_INFO length: native %q, under %s %q", native["tcp_info_len"], qemu, foreign["tcp_info_len"])
+}
+
+func probe(t *testing.T, qemu, goarch, variant string) map[string]string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sockprobe-"+goarch)
+	build := exec.Command("go", "build", "-o", bin, "./packaging/testdata/sockprobe")
+	build.Dir = repoRoot(t)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if variant != "" {
+		build.Env = append(build.Env, variant)
+	}
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build sockprobe for %s: %v\n%s", goarch, err, out)
+	}
+	var out string
+	if qemu == "" {
+		out = run(t, bin)
+	} else {
+		out = run(t, qemu, bin)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		m[k] = v
+	}
+	return m
+}
