@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # The whole suite stays well under CI's limit; the long soak is `make soak`.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build deps test lint demo bench bench-smoke fleet soak fuzz package systemd-test clean
+.PHONY: all build deps test lint demo bench bench-smoke fleet soak fuzz package systemd-test release release-test clean
 
 all: build
 
@@ -84,6 +84,19 @@ systemd-test:
 	@mkdir -p $(dir $(SYSTEMD_TEST_TRANSCRIPT))
 	RTUNNEL_SYSTEMD_TEST=1 RTUNNEL_SYSTEMD_TRANSCRIPT=$(SYSTEMD_TEST_TRANSCRIPT) \
 		$(GO) test -count=1 -v -timeout 20m -run '^TestSystemd$$' ./packaging/systemdtest/
+
+# Static stripped reproducible binaries for eight linux targets, .deb/.rpm/
+# .apk/.ipk, a tarball per target and SHA256SUMS in dist/release/.
+release:
+	bash scripts/release.sh
+
+# What takes minutes: the release built, its packages inspected, rebuilt
+# from a fresh cache to compare bytes, and the arm64/armv7/mipsle binaries
+# run under qemu-user (version, check, the Direct-topology smoke).
+release-test:
+	@bash scripts/install-deps.sh --release
+	bash scripts/release.sh
+	RTUNNEL_RELEASE_DIR=$(CURDIR)/dist/release $(GO) test -count=1 -timeout 9m -run '^TestRelease' -v ./packaging/
 
 clean:
 	rm -rf bin dist

@@ -6,19 +6,17 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
-const (
-	tcpUserTimeout    = 0x12 // TCP_USER_TIMEOUT
-	tcpInfo           = 11   // TCP_INFO
-	tcpiLastAckRecvAt = 56   // tcpi_last_ack_recv, as tunnel/sockopt_linux.go reads it
-)
+const tcpUserTimeout = 0x12 // TCP_USER_TIMEOUT
 
 func main() {
 	if err := probe(); err != nil {
@@ -66,6 +64,8 @@ func probe() error {
 	if _, err := c.Read(buf); err != nil {
 		return err
 	}
+	// Then silence: last_data_recv must count it.
+	time.Sleep(300 * time.Millisecond)
 
 	raw, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
@@ -79,18 +79,23 @@ func probe() error {
 		fmt.Println("reuseaddr_set", errText(syscall.SetsockoptInt(s, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)))
 		v, err = syscall.GetsockoptInt(s, syscall.SOL_SOCKET, syscall.SO_REUSEADDR)
 		fmt.Println("reuseaddr", v, errText(err))
+		// How many bytes of struct tcp_info the kernel (or emulator) fills.
 		var info [232]byte
 		n := uint32(len(info))
-		_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, tcpInfo,
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
 			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&n)), 0)
 		fmt.Println("tcp_info_len", n, errText(errnoErr(e)))
-		if int(n) >= tcpiLastAckRecvAt+4 {
-			fmt.Println("tcp_info_last_ack_recv_ms", binary.NativeEndian.Uint32(info[tcpiLastAckRecvAt:]))
+		// What the tunnel package reads (tunnel/sockopt_linux.go).
+		ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			fmt.Println("tcp_info_last_data_recv_ms", errText(err))
+			return
 		}
+		fmt.Println("tcp_info_last_data_recv_ms", ti.Last_data_recv)
 	})
 }
 
-func errnoErr(e syscall.Errno) error {
+func errnoErr(e unix.Errno) error {
 	if e == 0 {
 		return nil
 	}
