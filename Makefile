@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 14m
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/rtunnel ./cmd/rtunnel
+	CGO_ENABLED=0 $(GO) build -trimpath -tags nethttpomithttp2 -ldflags "$(LDFLAGS)" -o bin/rtunnel ./cmd/rtunnel
 
 deps:
 	@bash scripts/install-deps.sh

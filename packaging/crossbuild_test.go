@@ -90,7 +90,7 @@ func checkBuildSettings(t *testing.T, bin string, tg target) {
 	for _, s := range bi.Settings {
 		got[s.Key] = s.Value
 	}
-	want := map[string]string{"GOOS": "linux", "GOARCH": tg.goarch, "CGO_ENABLED": "0", "-trimpath": "true"}
+	want := map[string]string{"GOOS": "linux", "GOARCH": tg.goarch, "CGO_ENABLED": "0", "-trimpath": "true", "-tags": "nethttpomithttp2"}
 	if k, v, ok := strings.Cut(tg.variant, "="); ok {
 		want[k] = v
 	}

@@ -27,7 +27,7 @@ export ARCH RTUNNEL_BINARY
 mkdir -p dist
 if [ "${RTUNNEL_SKIP_BUILD:-0}" != 1 ]; then
 	echo "building dist/rtunnel $raw for linux/$ARCH"
-	CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath \
+	CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath -tags nethttpomithttp2 \
 		-ldflags "-s -w -X main.version=$raw" -o dist/rtunnel ./cmd/rtunnel
 elif [ ! -x dist/rtunnel ]; then
 	echo "package.sh: RTUNNEL_SKIP_BUILD=1 but dist/rtunnel is missing or not executable" >&2

@@ -1,8 +1,6 @@
 package packaging
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,56 +72,14 @@ func qemuCheck(t *testing.T, argv []string) {
 	}
 }
 
-// qemuDirectSmoke is the setup guide's Direct topology on loopback: a hub
-// sshd that takes the tunnel key with the guide's locked-down line, a second
-// sshd standing for the remote's own, and a login from the hub side through
-// the forwarded port.
+// qemuDirectSmoke: the tunnel up, a real ssh login through it, SIGTERM
+// exits 0.
 func qemuDirectSmoke(t *testing.T, argv []string) {
-	dir := t.TempDir()
-	tunnelKey := sshdtest.NewKey(t, dir, "id_tunnel", "ed25519")
-	masterKey := sshdtest.NewKey(t, dir, "id_master", "ed25519")
-	tunnelPort := sshdtest.FreePort(t)
-	line := fmt.Sprintf(`restrict,port-forwarding,permitlisten="localhost:%d",permitopen="255.255.255.255:9",command="/bin/false" %s`,
-		tunnelPort, tunnelKey.PublicLine)
-	hub := sshdtest.Start(t, sshdtest.Options{Name: "hub", AuthorizedKeys: []string{line}})
-	remote := sshdtest.Start(t, sshdtest.Options{Name: "remote", AuthorizedKeys: []string{masterKey.PublicLine}})
-	knownHosts := filepath.Join(dir, "known_hosts")
-	hub.WriteKnownHosts(t, knownHosts, "127.0.0.1")
-	var masterKH strings.Builder
-	for _, l := range remote.KnownHostsLines("localhost") {
-		f := strings.Fields(l)
-		fmt.Fprintf(&masterKH, "[localhost]:%d %s %s\n", tunnelPort, f[1], f[2])
-	}
-	writeFile(t, filepath.Join(dir, "master_known_hosts"), masterKH.String())
-
-	cfg := filepath.Join(dir, "rtunnel.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`log: {level: debug, format: json}
-shutdown_grace: 2s
-tunnels:
-  - name: hub
-    server: root@127.0.0.1:%d
-    identity: %s
-    known_hosts: %s
-    connect_timeout: 10s
-    keepalive: {interval: 2s, count_max: 5}
-    forwards:
-      - remote: localhost:%d
-        local: %s
-`, hub.Port, tunnelKey.Private, knownHosts, tunnelPort, remote.Addr))
-
-	d := daemontest.StartCommand(t, argv, []string{"up", "--config", cfg})
+	w := newDirectWorld(t)
+	d := daemontest.StartCommand(t, argv, []string{"up", "--config", w.config})
 	// Emulation makes the handshake's crypto slow; still bounded.
 	d.WaitMsg(0, 90*time.Second, "forward up")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := sshdtest.SSHCommand(ctx, masterKey, filepath.Join(dir, "master_known_hosts"),
-		"-p", strconv.Itoa(tunnelPort), "root@localhost", "echo through-the-tunnel $((6*7))")
-	out, err := cmd.CombinedOutput()
-	if err != nil || string(out) != "through-the-tunnel 42\n" {
-		t.Fatalf("ssh through the tunnel: %v, %q", err, out)
-	}
-
+	w.login(t)
 	d.Signal(syscall.SIGTERM)
 	code, exited := d.Wait(30 * time.Second)
 	if !exited || code != 0 {

@@ -83,13 +83,17 @@ mkdir -p "$out"
 # checkouts of one commit differ: the commit is passed explicitly instead.
 # -buildid= is left to go: it is derived from the inputs, so it is stable.
 ldflags="-s -w -X main.version=$version -X main.commit=$commit"
+# net/http without its bundled HTTP/2: the metrics endpoint and `rtunnel
+# status` speak HTTP/1.1 on loopback, never TLS, so h2 is dead weight (0.59 MB
+# of the arm64 binary; docs/PERFORMANCE.md).
+tags=nethttpomithttp2
 
 build() { # build NAME GOARCH VARIANT -> path of the binary
 	local name=$1 goarch=$2 variant=$3 bin="$out/rtunnel-$version-linux-$1"
 	local env=(CGO_ENABLED=0 GOOS=linux GOARCH="$goarch")
 	[ "$variant" != - ] && env+=("$variant")
 	echo "build  linux/$name (${env[*]})" >&2
-	env "${env[@]}" go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin" ./cmd/rtunnel || return 1
+	env "${env[@]}" go build -trimpath -buildvcs=false -tags "$tags" -ldflags "$ldflags" -o "$bin" ./cmd/rtunnel || return 1
 	printf '%s\n' "$bin"
 }
 
