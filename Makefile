@@ -96,7 +96,7 @@ release:
 release-test:
 	@bash scripts/install-deps.sh --release
 	bash scripts/release.sh
-	RTUNNEL_RELEASE_DIR=$(CURDIR)/dist/release $(GO) test -count=1 -timeout 9m -run '^TestRelease' -v ./packaging/
+	RTUNNEL_RELEASE_DIR=$(CURDIR)/dist/release $(GO) test -count=1 -timeout 15m -run '^TestRelease' -v ./packaging/
 
 clean:
 	rm -rf bin dist
