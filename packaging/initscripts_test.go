@@ -181,3 +181,18 @@ func writeExec(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestShellcheck lints the release's shell: the service scripts, the
+// packages' maintainer scripts and the build scripts.
+func TestShellcheck(t *testing.T) {
+	sshdtest.RequireTools(t, "shellcheck")
+	root := repoRoot(t)
+	posix, _ := filepath.Glob(filepath.Join(root, "packaging", "apk", "*.sh"))
+	ipk, _ := filepath.Glob(filepath.Join(root, "packaging", "ipk", "*.sh"))
+	posix = append(append(posix, ipk...),
+		filepath.Join(root, "packaging", "openrc", "rtunnel"),
+		filepath.Join(root, "packaging", "procd", "rtunnel"),
+		filepath.Join(root, "packaging", "pkgversion.sh"))
+	run(t, "shellcheck", append([]string{"-s", "sh"}, posix...)...)
+	run(t, "shellcheck", filepath.Join(root, "scripts", "release.sh"), filepath.Join(root, "scripts", "binsize.sh"))
+}

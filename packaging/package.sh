@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 raw=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)}
-# shellcheck source=packaging/pkgversion.sh
+# shellcheck disable=SC1091 # packaging/pkgversion.sh, from the repository root
 . packaging/pkgversion.sh
 pkgver=$(pkg_version "$raw")
 if ! printf '%s\n' "$pkgver" | grep -Eq '^[0-9][A-Za-z0-9.+~]*$'; then

@@ -51,7 +51,7 @@ esac
 out=${RELEASE_DIR:-dist/release}
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)}
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-# shellcheck source=packaging/pkgversion.sh
+# shellcheck disable=SC1091 # packaging/pkgversion.sh, from the repository root
 . packaging/pkgversion.sh
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 	SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -141,6 +141,8 @@ for row in "${TARGETS[@]}"; do
 	tarball "$name" "$bin"
 done
 
-(cd "$out" && find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%f\n' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
+files=$(cd "$out" && find . -maxdepth 1 -type f -printf '%f\n' | LC_ALL=C sort)
+# shellcheck disable=SC2086 # file names are ours: no spaces
+(cd "$out" && sha256sum $files >SHA256SUMS)
 echo "release $version ($pkgver) in $out:" >&2
-(cd "$out" && ls -l | tail -n +2) >&2
+(cd "$out" && find . -maxdepth 1 -type f -printf '%10s %f\n' | LC_ALL=C sort -k2) >&2
