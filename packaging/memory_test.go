@@ -13,35 +13,52 @@ import (
 )
 
 // TestReleaseMemory measures an idle rtunnel (one tunnel up, metrics on) on
-// this machine: the stripped release binary against the same commit built
-// without -s -w. Stripping removes the symbol table and DWARF, which are
-// never paged in, so neither resident nor anonymous memory may grow.
+// this machine: the stripped release binary against the same build without
+// -s -w, and against the build before the release work (make build then: no
+// -s -w, HTTP/2 linked in). Stripping removes the symbol table and DWARF,
+// which are never paged in, so neither resident nor anonymous memory may
+// grow.
 func TestReleaseMemory(t *testing.T) {
 	dir := releaseDir(t)
-	stripped := releaseFile(t, dir, "rtunnel-*-linux-amd64")
-	unstripped := filepath.Join(t.TempDir(), "rtunnel-unstripped")
-	build := exec.Command("go", "build", "-trimpath", "-o", unstripped, "./cmd/rtunnel")
+	bins := []struct{ name, path string }{
+		{"release", releaseFile(t, dir, "rtunnel-*-linux-amd64")},
+		{"unstripped", buildAMD64(t, "-tags", "nethttpomithttp2")},
+		{"before", buildAMD64(t)},
+	}
+	mem := map[string]map[string]int{}
+	for _, b := range bins {
+		mem[b.name] = idleMemory(t, b.path)
+		fi, err := os.Stat(b.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%-10s file %8d bytes, idle Rss %6d kB, Pss %6d kB, Anonymous %6d kB",
+			b.name, fi.Size(), mem[b.name]["Rss"], mem[b.name]["Pss"], mem[b.name]["Anonymous"])
+	}
+	// Anonymous memory is the heap and stacks, which these builds share:
+	// within noise (GC timing), 10% slack.
+	for _, other := range []string{"unstripped", "before"} {
+		if r, o := mem["release"]["Anonymous"], mem[other]["Anonymous"]; r > o*11/10 {
+			t.Errorf("release binary: %d kB anonymous, %s %d kB", r, other, o)
+		}
+		if r, o := mem["release"]["Rss"], mem[other]["Rss"]; r > o*11/10 {
+			t.Errorf("release binary: %d kB resident, %s %d kB", r, other, o)
+		}
+	}
+}
+
+// buildAMD64 builds cmd/rtunnel for linux/amd64 without -s -w.
+func buildAMD64(t *testing.T, flags ...string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "rtunnel")
+	args := append(append([]string{"build", "-trimpath"}, flags...), "-o", bin, "./cmd/rtunnel")
+	build := exec.Command("go", args...)
 	build.Dir = repoRoot(t)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("unstripped build: %v\n%s", err, out)
+		t.Fatalf("go %v: %v\n%s", args, err, out)
 	}
-	s := idleMemory(t, stripped)
-	u := idleMemory(t, unstripped)
-	for _, k := range []string{"Rss", "Pss", "Anonymous"} {
-		t.Logf("idle %-9s stripped %6d kB, unstripped %6d kB", k, s[k], u[k])
-	}
-	fi, _ := os.Stat(stripped)
-	fu, _ := os.Stat(unstripped)
-	t.Logf("file size: stripped %d bytes, unstripped %d bytes", fi.Size(), fu.Size())
-	// Anonymous memory is the heap and stacks: the same code, so within
-	// noise (GC timing); 10% slack.
-	if s["Anonymous"] > u["Anonymous"]*11/10 {
-		t.Errorf("stripped binary: %d kB anonymous, unstripped %d kB", s["Anonymous"], u["Anonymous"])
-	}
-	if s["Rss"] > u["Rss"]*11/10 {
-		t.Errorf("stripped binary: %d kB resident, unstripped %d kB", s["Rss"], u["Rss"])
-	}
+	return bin
 }
 
 // idleMemory starts bin with a tunnel up, lets it idle and reads
