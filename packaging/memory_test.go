@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,23 +26,48 @@ func TestReleaseMemory(t *testing.T) {
 		{"unstripped", buildAMD64(t, "-tags", "nethttpomithttp2")},
 		{"before", buildAMD64(t)},
 	}
+	// One sample is either of two levels about 0.5 MB apart, depending on
+	// whether the heap the handshake and the login left has been returned
+	// yet; three rounds, interleaved so machine load hits every build alike,
+	// and the lowest of each figure: the idle floor.
+	const rounds = 3
+	samples := map[string][]map[string]int{}
+	for range rounds {
+		for _, b := range bins {
+			// A subtest each, so its sshds and rtunnel are gone before the next.
+			t.Run(b.name, func(t *testing.T) {
+				samples[b.name] = append(samples[b.name], idleMemory(t, b.path))
+			})
+		}
+	}
 	mem := map[string]map[string]int{}
 	for _, b := range bins {
-		mem[b.name] = idleMemory(t, b.path)
+		mem[b.name] = map[string]int{}
+		for _, k := range []string{"Rss", "Pss", "Anonymous"} {
+			var v []int
+			for _, s := range samples[b.name] {
+				v = append(v, s[k])
+			}
+			slices.Sort(v)
+			mem[b.name][k] = v[0]
+			t.Logf("%-10s %-9s %v kB", b.name, k, v)
+		}
 		fi, err := os.Stat(b.path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%-10s file %8d bytes, idle Rss %6d kB, Pss %6d kB, Anonymous %6d kB",
+		t.Logf("%-10s file %8d bytes, idle floor: Rss %6d kB, Pss %6d kB, Anonymous %6d kB",
 			b.name, fi.Size(), mem[b.name]["Rss"], mem[b.name]["Pss"], mem[b.name]["Anonymous"])
 	}
-	// Anonymous memory is the heap and stacks, which these builds share:
-	// within noise (GC timing), 10% slack.
+	// Anonymous memory is the heap and stacks, which these builds share;
+	// three rounds can still all land on the upper level, so the margin is
+	// that step (measured: 1.9-2.0 MB or 2.4-2.6 MB for each build).
+	const noiseKB = 640
 	for _, other := range []string{"unstripped", "before"} {
-		if r, o := mem["release"]["Anonymous"], mem[other]["Anonymous"]; r > o*11/10 {
+		if r, o := mem["release"]["Anonymous"], mem[other]["Anonymous"]; r > o+noiseKB {
 			t.Errorf("release binary: %d kB anonymous, %s %d kB", r, other, o)
 		}
-		if r, o := mem["release"]["Rss"], mem[other]["Rss"]; r > o*11/10 {
+		if r, o := mem["release"]["Rss"], mem[other]["Rss"]; r > o+noiseKB {
 			t.Errorf("release binary: %d kB resident, %s %d kB", r, other, o)
 		}
 	}
