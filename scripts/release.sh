@@ -49,6 +49,9 @@ case "${1:-}" in
 esac
 
 out=${RELEASE_DIR:-dist/release}
+case $out in
+"" | / | .) echo "release.sh: RELEASE_DIR=$out would be emptied; name a directory of its own" >&2; exit 2 ;;
+esac
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)}
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # shellcheck disable=SC1091 # packaging/pkgversion.sh, from the repository root
@@ -65,6 +68,12 @@ selected() { # selected NAME: in RELEASE_TARGETS, or all when unset
 	case " $RELEASE_TARGETS " in *" $1 "*) return 0 ;; esac
 	return 1
 }
+for want in ${RELEASE_TARGETS:-}; do
+	if ! printf '%s\n' "${TARGETS[@]}" | grep -q "^$want "; then
+		echo "release.sh: RELEASE_TARGETS names $want, which is not a target; scripts/release.sh --list shows them" >&2
+		exit 2
+	fi
+done
 
 nfpm() {
 	if [ -n "${NFPM:-}" ]; then
