@@ -111,6 +111,15 @@ func Start(t testing.TB, args []string, env ...string) *Daemon {
 	return start(t, exec.Command(Binary(t), args...), args, env)
 }
 
+// StartCommand is Start for a binary the test did not build: argv is the
+// command line in front of args, e.g. a release binary, or
+// {"qemu-aarch64-static", bin} to run a foreign one under emulation
+// (qemu-user runs it in the same process, so PID and signals are its own).
+func StartCommand(t testing.TB, argv, args []string, env ...string) *Daemon {
+	t.Helper()
+	return start(t, exec.Command(argv[0], append(argv[1:len(argv):len(argv)], args...)...), args, env)
+}
+
 // StartInNetns is Start inside a network namespace (ip netns exec execs the
 // binary, so the PID and signals are rtunnel's own).
 func StartInNetns(t testing.TB, ns string, args []string, env ...string) *Daemon {
