@@ -178,7 +178,8 @@ func TestPublicHTTPView(t *testing.T) {
 		{"localhost", http.StatusOK},
 		{"rebind.attacker.example:" + port, http.StatusMisdirectedRequest},
 		{"rebind.attacker.example", http.StatusMisdirectedRequest},
-		{"127.0.0.1:1", http.StatusMisdirectedRequest},
+		{"127.0.0.1:1", http.StatusOK}, // the hub's end of a forward, as the fleet view scrapes
+		{"0.0.0.0:" + port, http.StatusMisdirectedRequest},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
 		req.Host = tc.host
