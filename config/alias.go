@@ -140,12 +140,23 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				ep.IdentityAgent = ag
 				add("identity_agent", ag, from(h, "identityagent", "IdentityAgent"))
 			}
+			_, filesNamed := h.Set["identityfile"]
 			ids, idFrom, err := identitiesOf(h)
 			switch {
+			case ep.IdentityAgent != "" && !filesNamed && !h.IdentitiesOnly:
+				// ssh offers every key of the agent, then its default
+				// files; rtunnel given files too would offer only those.
+				add("identity", "(every key of the agent)", "no IdentityFile: ssh's default key files, which ssh tries after the agent's keys, are not offered")
 			case err != nil && ep.IdentityAgent == "":
 				fail("%s%v", label, err)
-			case err == nil:
+			case err != nil:
+				// ssh skips a missing IdentityFile too and asks the agent.
+				add("identity", "(every key of the agent)", err.Error())
+			default:
 				ep.Identities = ids
+				if ep.IdentityAgent != "" && !h.IdentitiesOnly {
+					idFrom += " (with IdentityAgent only these keys are offered, as IdentitiesOnly yes; ssh also offers the agent's other keys)"
+				}
 				add("identity", strings.Join(ids, ","), idFrom)
 			}
 		}
@@ -164,6 +175,10 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 		if a.strict == nil && h.StrictHostKeyChecking == "accept-new" {
 			ep.AcceptNew = true
 			add("strict_host_key_checking", "accept-new", from(h, "stricthostkeychecking", "StrictHostKeyChecking"))
+		}
+		if a.hash == nil && h.HashKnownHosts {
+			ep.HashKnownHosts = true
+			add("hash_known_hosts", "true", from(h, "hashknownhosts", "HashKnownHosts"))
 		}
 		if a.knownHosts == nil {
 			kh, khFrom, err := knownHostsOf(h, ep.AcceptNew)
@@ -202,12 +217,12 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 		for _, f := range h.LocalForwards {
 			lf, err := localForwardFromSSH(f)
 			if err != nil {
-				fail("LocalForward %s (%s): %v", f, from(h, "localforward", "LocalForward"), err)
+				fail("LocalForward %s (%s): %v", f, forwardFrom(f, "LocalForward"), err)
 				continue
 			}
 			lf.Line = serverNode.Line
 			t.LocalForwards = append(t.LocalForwards, lf)
-			use.add("local_forwards", lf.ListenString()+"->"+lf.ConnectString(), from(h, "localforward", "LocalForward"))
+			use.add("local_forwards", lf.ListenString()+"->"+lf.ConnectString(), forwardFrom(f, "LocalForward"))
 		}
 	}
 	switch {
@@ -219,7 +234,7 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 		for _, f := range h.RemoteForwards {
 			fw, err := forwardFromSSH(f)
 			if err != nil {
-				fail("RemoteForward %s (%s): %v", f, from(h, "remoteforward", "RemoteForward"), err)
+				fail("RemoteForward %s (%s): %v", f, forwardFrom(f, "RemoteForward"), err)
 				continue
 			}
 			fw.Line = serverNode.Line
@@ -227,7 +242,7 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 				d.claimPort(serverNode, key+".server", hubOf(*t), t.Name, fw.Remote)
 			}
 			t.Forwards = append(t.Forwards, fw)
-			use.add("forwards", fw.String(), from(h, "remoteforward", "RemoteForward"))
+			use.add("forwards", fw.String(), forwardFrom(f, "RemoteForward"))
 		}
 	}
 
@@ -244,6 +259,11 @@ func (d *decoder) tunnelFromSSHConfig(t *Tunnel, n *yaml.Node, key, path string,
 			use.add(a.key, a.spec, from(h, a.directive, a.name))
 		}
 	}
+}
+
+// forwardFrom is the file:line of one forward: each line gives its own.
+func forwardFrom(f sshconfig.Forward, directive string) string {
+	return fmt.Sprintf("%s:%d %s", f.Source.File, f.Source.Line, directive)
 }
 
 func (u *SSHConfigUse) add(key, value, from string) {

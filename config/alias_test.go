@@ -150,14 +150,17 @@ func TestAliasForwardKinds(t *testing.T) {
 	if g := strings.Join(got, ", "); g != want {
 		t.Errorf("forwards\n got %s\nwant %s", g, want)
 	}
+	// rtunnel check names each forward's own line.
 	var fromLines []string
 	for _, r := range tun.SSHConfig.Resolved {
-		if r.Key == "local_forwards" {
-			fromLines = append(fromLines, r.From)
+		if r.Key == "local_forwards" || r.Key == "forwards" {
+			fromLines = append(fromLines, r.Key+" "+strings.TrimPrefix(r.From, dir+"/"))
 		}
 	}
-	if len(fromLines) != 3 || !strings.HasSuffix(fromLines[0], "ssh_config:7 LocalForward") {
-		t.Errorf("local_forwards resolved from %v, want ssh_config:7 LocalForward first", fromLines)
+	wantFrom := "local_forwards ssh_config:7 LocalForward, local_forwards ssh_config:8 LocalForward, local_forwards ssh_config:9 LocalForward, " +
+		"forwards ssh_config:4 RemoteForward, forwards ssh_config:5 RemoteForward, forwards ssh_config:6 RemoteForward"
+	if g := strings.Join(fromLines, ", "); g != wantFrom {
+		t.Errorf("forwards resolved from\n got %s\nwant %s", g, wantFrom)
 	}
 }
 
@@ -209,6 +212,7 @@ func TestAliasIdentityAndTrust(t *testing.T) {
     StrictHostKeyChecking accept-new
     UserKnownHostsFile @DIR@/learned_hosts
     RemoteForward 2220 localhost:22
+    HashKnownHosts yes
 `
 	dir := aliasFiles(t, cfg)
 	c, err := parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n")
@@ -216,9 +220,9 @@ func TestAliasIdentityAndTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 	ep := c.Tunnels[0].Server
-	got := fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v kh=%s", strings.Join(ep.Identities, ","), ep.Certificate,
-		ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew, ep.KnownHosts)
-	want := strings.ReplaceAll("ids=@DIR@/id_hub,@DIR@/id_other cert=@DIR@/id_hub-cert.pub agent=SSH_AUTH_SOCK alias=hub-key acceptnew=true kh=@DIR@/learned_hosts", "@DIR@", dir)
+	got := fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v hash=%v kh=%s", strings.Join(ep.Identities, ","), ep.Certificate,
+		ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew, ep.HashKnownHosts, ep.KnownHosts)
+	want := strings.ReplaceAll("ids=@DIR@/id_hub,@DIR@/id_other cert=@DIR@/id_hub-cert.pub agent=SSH_AUTH_SOCK alias=hub-key acceptnew=true hash=true kh=@DIR@/learned_hosts", "@DIR@", dir)
 	if got != want {
 		t.Errorf("resolved\n got %s\nwant %s", got, want)
 	}
@@ -227,21 +231,50 @@ func TestAliasIdentityAndTrust(t *testing.T) {
 		from[r.Key] = r.From
 	}
 	for key, line := range map[string]string{"identity": ":4 IdentityFile", "certificate": ":7 CertificateFile", "identity_agent": ":8 IdentityAgent",
-		"host_key_alias": ":9 HostKeyAlias", "strict_host_key_checking": ":10 StrictHostKeyChecking", "known_hosts": ":11 UserKnownHostsFile"} {
-		if !strings.HasSuffix(from[key], line) {
+		"host_key_alias": ":9 HostKeyAlias", "strict_host_key_checking": ":10 StrictHostKeyChecking", "known_hosts": ":11 UserKnownHostsFile",
+		"hash_known_hosts": ":13 HashKnownHosts"} {
+		if !strings.Contains(from[key], "ssh_config"+line) {
 			t.Errorf("check shows %s from %q, want ssh_config%s", key, from[key], line)
+		}
+	}
+	if !strings.Contains(from["identity"], "only these keys are offered") {
+		t.Errorf("check shows identity from %q: want it to say the agent's other keys are not offered", from["identity"])
+	}
+
+	// An agent without IdentityFile: every key of the agent, whatever
+	// default key files the account has; with IdentitiesOnly, no remark.
+	for _, c := range []struct{ lines, ids, remark string }{
+		{"IdentityAgent @DIR@/agent.sock\n", "", "(every key of the agent)"},
+		{"IdentityAgent @DIR@/agent.sock\n    IdentityFile @DIR@/id_gone\n", "", "(every key of the agent) from @DIR@/ssh_config:3: no IdentityFile exists (@DIR@/id_gone)"},
+		{"IdentityAgent @DIR@/agent.sock\n    IdentityFile @DIR@/id_hub\n    IdentitiesOnly yes\n", "@DIR@/id_hub", "@DIR@/ssh_config:3 IdentityFile"},
+	} {
+		dir := aliasFiles(t, "Host hub\n    "+c.lines+"    UserKnownHostsFile @DIR@/known_hosts\n    RemoteForward 2220 localhost:22\n")
+		cfg, err := parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown := ""
+		for _, r := range cfg.Tunnels[0].SSHConfig.Resolved {
+			if r.Key == "identity" {
+				shown = r.Value + " from " + r.From
+			}
+		}
+		ep := cfg.Tunnels[0].Server
+		if strings.Join(ep.Identities, ",") != strings.ReplaceAll(c.ids, "@DIR@", dir) || ep.IdentityAgent != dir+"/agent.sock" ||
+			!strings.Contains(shown, strings.ReplaceAll(c.remark, "@DIR@", dir)) || strings.Contains(shown, "only these keys") {
+			t.Errorf("%q: identity %v agent %s, check shows %q; want identity %q and %q", c.lines, ep.Identities, ep.IdentityAgent, shown, c.ids, c.remark)
 		}
 	}
 
 	// rtunnel's keys win: its identity replaces both the files and the agent.
 	c, err = parseIn(t, dir, "ssh_config: @DIR@/ssh_config\ntunnels:\n  - name: hub\n    server: hub\n    identity: [id_other]\n"+
-		"    known_hosts: known_hosts\n    strict_host_key_checking: \"yes\"\n    host_key_alias: other-key\n    certificate: other-cert.pub\n")
+		"    known_hosts: known_hosts\n    strict_host_key_checking: \"yes\"\n    host_key_alias: other-key\n    certificate: other-cert.pub\n    hash_known_hosts: false\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ep = c.Tunnels[0].Server
-	got = fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v", strings.Join(ep.Identities, ","), ep.Certificate, ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew)
-	want = strings.ReplaceAll("ids=@DIR@/id_other cert=@DIR@/other-cert.pub agent= alias=other-key acceptnew=false", "@DIR@", dir)
+	got = fmt.Sprintf("ids=%s cert=%s agent=%s alias=%s acceptnew=%v hash=%v", strings.Join(ep.Identities, ","), ep.Certificate, ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew, ep.HashKnownHosts)
+	want = strings.ReplaceAll("ids=@DIR@/id_other cert=@DIR@/other-cert.pub agent= alias=other-key acceptnew=false hash=false", "@DIR@", dir)
 	if got != want {
 		t.Errorf("with rtunnel's keys\n got %s\nwant %s", got, want)
 	}

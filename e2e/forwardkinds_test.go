@@ -329,14 +329,12 @@ func TestLocalForwardLikeSSH(t *testing.T) {
 	// connection must have ended first: it shares the limit.
 	remoteLabel := w.sshForward()[0] + "->" + w.sshForward()[1]
 	waitMetric(t, metricsAddr, fmt.Sprintf(`rtunnel_connections_active{forward=%q,tunnel="hub"}`, remoteLabel), 0, 10*time.Second)
-	var held []net.Conn
-	for range 2 {
+	for range 2 { // held open until the test ends
 		c, err := net.Dial("tcp", listen)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		held = append(held, c)
 	}
 	waitMetric(t, metricsAddr, fmt.Sprintf(`rtunnel_connections_active{forward=%q,tunnel="hub"}`, label), 2, 5*time.Second)
 	c, err := net.Dial("tcp", listen)

@@ -220,18 +220,21 @@ func TestMetricsAndNotifyLifecycle(t *testing.T) {
 	if code, ok := stj.Wait(10 * time.Second); !ok || code != 0 {
 		t.Fatalf("rtunnel status --json: exit %d", code)
 	}
-	var status []struct {
-		Name     string `json:"name"`
-		State    string `json:"state"`
-		Forwards []struct {
-			Name    string `json:"name"`
-			Up      bool   `json:"up"`
-			BytesIn int64  `json:"bytes_in"`
-		} `json:"forwards"`
+	var report struct {
+		Tunnels []struct {
+			Name     string `json:"name"`
+			State    string `json:"state"`
+			Forwards []struct {
+				Name    string `json:"name"`
+				Up      bool   `json:"up"`
+				BytesIn int64  `json:"bytes_in"`
+			} `json:"forwards"`
+		} `json:"tunnels"`
 	}
-	if err := json.Unmarshal([]byte(stj.Stdout()), &status); err != nil {
+	if err := json.Unmarshal([]byte(stj.Stdout()), &report); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, stj.Stdout())
 	}
+	status := report.Tunnels
 	if len(status) != 1 || status[0].State != "up" || len(status[0].Forwards) != 1 || !status[0].Forwards[0].Up || status[0].Forwards[0].BytesIn != 100000 {
 		t.Errorf("status --json = %+v", status)
 	}

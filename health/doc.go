@@ -1,7 +1,9 @@
 // Package health owns rtunnel's observability surface: the Prometheus
-// registry and its rtunnel_* metrics, the per-tunnel state behind
-// /healthz, /readyz and /status, and the systemd notify protocol
-// (READY, STATUS, RELOADING, STOPPING and watchdog pings).
+// registry and its rtunnel_* metrics, the per-tunnel state behind the
+// public HTTP endpoints /healthz, /readyz and /status (names, states and
+// counters, for any local user) and behind the control socket (the same
+// with error texts, for root and group rtunnel), and the systemd notify
+// protocol (READY, STATUS, RELOADING, STOPPING and watchdog pings).
 //
 // It learns about tunnels only through the observer methods on [Health],
 // which cmd/rtunnel wires to the tunnel and reconnect packages. It must

@@ -189,10 +189,6 @@ func New(version string) *Health {
 	return h
 }
 
-// Registry returns the registry Health serves on /metrics, for callers that
-// want to register collectors of their own.
-func (h *Health) Registry() *prometheus.Registry { return h.reg }
-
 // AddTunnel declares a tunnel and its forwards (labels such as
 // "localhost:2220->localhost:22") so their series exist at 0 before the first
 // connect. Observer calls for tunnels or forwards not declared here are
@@ -313,6 +309,7 @@ type tunnelEntry struct {
 	state       string
 	since       time.Time
 	lastErr     string
+	lastErrAt   time.Time
 	nextRetryAt time.Time
 	attempt     int
 	hub         string // the hub in use (failover); empty for one server

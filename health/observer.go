@@ -109,10 +109,11 @@ func (h *Health) down(t *tunnelEntry, state string, err error) {
 	t.markDown()
 	t.nextRetry.Set(0)
 	t.mu.Lock()
-	t.setState(state, h.now())
+	now := h.now()
+	t.setState(state, now)
 	t.nextRetryAt = time.Time{}
 	if err != nil {
-		t.lastErr = err.Error()
+		t.lastErr, t.lastErrAt = err.Error(), now
 	}
 	t.mu.Unlock()
 	h.changed()
@@ -137,7 +138,7 @@ func (h *Health) Retrying(tunnel string, attempt int, wait time.Duration, err er
 	t.nextRetryAt = at
 	t.attempt = attempt
 	if err != nil {
-		t.lastErr = err.Error()
+		t.lastErr, t.lastErrAt = err.Error(), now
 	}
 	t.mu.Unlock()
 	h.changed()

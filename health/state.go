@@ -23,6 +23,9 @@ type TunnelStatus struct {
 	// declared); alternating between connecting and retrying does not move it.
 	Since     time.Time `json:"since"`
 	LastError string    `json:"last_error,omitempty"`
+	// LastErrorAt is when LastError happened; a tunnel that is up and
+	// came up after it has recovered since.
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// NextRetry is when the next attempt is due; zero when none is pending.
 	NextRetry time.Time `json:"next_retry,omitzero"`
 	// Attempt is the reconnect loop's attempt number since the last success.
@@ -63,13 +66,14 @@ func (h *Health) Snapshot() []TunnelStatus {
 	for _, t := range idx.order {
 		t.mu.Lock()
 		ts := TunnelStatus{
-			Name:      t.name,
-			State:     t.state,
-			Since:     t.since.Round(0),
-			LastError: t.lastErr,
-			NextRetry: t.nextRetryAt.Round(0),
-			Attempt:   t.attempt,
-			Hub:       t.hub,
+			Name:        t.name,
+			State:       t.state,
+			Since:       t.since.Round(0),
+			LastError:   t.lastErr,
+			LastErrorAt: t.lastErrAt.Round(0),
+			NextRetry:   t.nextRetryAt.Round(0),
+			Attempt:     t.attempt,
+			Hub:         t.hub,
 		}
 		t.mu.Unlock()
 		fl := t.forwards.Load().list
@@ -97,11 +101,8 @@ func (h *Health) Snapshot() []TunnelStatus {
 func (h *Health) Ready() (ok bool, notReady []string) {
 	for _, t := range h.Snapshot() {
 		if t.State != StateUp {
-			line := t.Name + ": " + t.State
-			if t.LastError != "" {
-				line += " (" + oneLine(t.LastError) + ")"
-			}
-			notReady = append(notReady, line)
+			// No error text: /readyz is public (see Handler).
+			notReady = append(notReady, t.Name+": "+t.State)
 			continue
 		}
 		for _, f := range t.Forwards {

@@ -11,34 +11,9 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-# The binary reports the version as git describes it; packages need one that
-# starts with a digit and sorts right in dpkg and rpm:
-#   v1.2.3                 -> 1.2.3
-#   v1.2.3-4-gabc1234      -> 1.2.3+git4.abc1234   (after 1.2.3)
-#   v1.3.0-rc1             -> 1.3.0~rc1            (before 1.3.0)
-#   abc1234 (no tag)       -> 0.0.0~gitabc1234
-#   0.0.0-dev (no git)     -> 0.0.0~dev
-#   dev (any other word)   -> 0.0.0~dev
-#   any of them + -dirty   -> ...+dirty (or .dirty after a '+')
 raw=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)}
-
-pkg_version() {
-	v=${1#v}
-	dirty=
-	case $v in *-dirty) v=${v%-dirty} dirty=1 ;; esac
-	if printf '%s\n' "$v" | grep -Eq '^[0-9a-f]{7,40}$'; then
-		v=0.0.0~git$v # no tag: describe gave the bare commit hash
-	else
-		case $v in
-		[0-9]*) v=$(printf '%s\n' "$v" | sed -E 's/-([0-9]+)-g([0-9a-f]+)$/+git\1.\2/; s/-/~/g') ;;
-		*) v=0.0.0~$(printf '%s' "$v" | tr -c 'A-Za-z0-9.+~' '.') ;;
-		esac
-	fi
-	if [ -n "$dirty" ]; then
-		case $v in *+*) v=$v.dirty ;; *) v=$v+dirty ;; esac
-	fi
-	printf '%s\n' "$v"
-}
+# shellcheck disable=SC1091 # packaging/pkgversion.sh, from the repository root
+. packaging/pkgversion.sh
 pkgver=$(pkg_version "$raw")
 if ! printf '%s\n' "$pkgver" | grep -Eq '^[0-9][A-Za-z0-9.+~]*$'; then
 	echo "package.sh: cannot make a package version from '$raw' (got '$pkgver')" >&2
@@ -46,28 +21,26 @@ if ! printf '%s\n' "$pkgver" | grep -Eq '^[0-9][A-Za-z0-9.+~]*$'; then
 fi
 
 ARCH=${ARCH:-amd64}
-export ARCH
+RTUNNEL_BINARY=dist/rtunnel
+export ARCH RTUNNEL_BINARY
 
 mkdir -p dist
 if [ "${RTUNNEL_SKIP_BUILD:-0}" != 1 ]; then
 	echo "building dist/rtunnel $raw for linux/$ARCH"
-	CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath \
+	CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath -tags nethttpomithttp2 \
 		-ldflags "-s -w -X main.version=$raw" -o dist/rtunnel ./cmd/rtunnel
 elif [ ! -x dist/rtunnel ]; then
 	echo "package.sh: RTUNNEL_SKIP_BUILD=1 but dist/rtunnel is missing or not executable" >&2
 	exit 1
 fi
 
-# nfpm: an explicit binary, else the Go tool pinned in go.mod, else the
-# pinned version straight from the module proxy (outside this module, so
-# go.mod is left alone).
+# nfpm: an explicit binary, else the version pinned in the build-tools
+# module (tools/go.mod), which keeps it out of the product's go.mod.
 nfpm() {
 	if [ -n "${NFPM:-}" ]; then
 		"$NFPM" "$@"
-	elif go tool -n nfpm >/dev/null 2>&1; then
-		go tool nfpm "$@"
 	else
-		GOFLAGS='' go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2 "$@"
+		go tool -modfile=tools/go.mod nfpm "$@"
 	fi
 }
 

@@ -44,6 +44,17 @@ if [ "${1:-}" = "--systemd" ]; then
 	need dpkg-deb dpkg
 fi
 
+if [ "${1:-}" = "--release" ]; then
+	# make release-test: foreign binaries under emulation, rpm metadata.
+	need qemu-aarch64-static qemu-user-static
+	need qemu-arm-static qemu-user-static
+	need qemu-mipsel-static qemu-user-static
+	need rpm rpm
+	need rpm2cpio rpm
+	need cpio cpio
+	need dpkg-deb dpkg
+fi
+
 if [ ${#want[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -13,12 +13,82 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Step is one verdict of Probe.
+// Step is one verdict of Probe. It states what happened; what to do about
+// a failure is for the caller to say, from Err and the hops.
 type Step struct {
 	Name   string // what was tried, e.g. "connect tunnel@vpn:22", "forward localhost:2220"
 	OK     bool
 	Detail string // what happened
-	Fix    string // what to change, when !OK
+	// Err is why the step failed (nil when OK), typed as a session's
+	// errors are, so that Permanent and Result classify it as `up` would.
+	Err error
+	// Hop is the server the step talked to (nil for a local target); Prev
+	// is the hop it was reached through, if any.
+	Hop, Prev *Endpoint
+	// Forward is the forward a "forward" or "local target" step is about.
+	Forward *Forward
+	// KnownHostsName is the name Hop's host key is looked up under.
+	KnownHostsName string
+}
+
+// ForwardProbeError is a remote forward the server refused during Probe,
+// with what a follow-up request (see refusedStep) learnt of the reason:
+// sshd's refusal itself carries none.
+type ForwardProbeError struct {
+	Refused *ForwardRefusedError
+	// Socket: a streamlocal (Unix socket) forward, which permitlisten does
+	// not govern; no follow-up request is made for it.
+	Socket bool
+	// ForwardingOff: a direct-tcpip open was refused as "administratively
+	// prohibited" too, so port forwarding is off for this key altogether.
+	ForwardingOff bool
+	// Inconclusive: the follow-up request got no answer in time.
+	Inconclusive bool
+}
+
+func (e *ForwardProbeError) Error() string {
+	switch {
+	case e.ForwardingOff:
+		return e.Refused.Error() + "; port forwarding is off for this key"
+	case e.Inconclusive, e.Socket:
+		return e.Refused.Error()
+	}
+	return e.Refused.Error() + "; port forwarding itself is on for this key"
+}
+
+func (e *ForwardProbeError) Unwrap() error { return e.Refused }
+
+// LocalTargetError is a forward's local target that did not accept a
+// connection from this machine.
+type LocalTargetError struct {
+	Addr string
+	Err  error
+}
+
+func (e *LocalTargetError) Error() string { return fmt.Sprintf("local target %s: %v", e.Addr, e.Err) }
+func (e *LocalTargetError) Unwrap() error { return e.Err }
+
+// LocalForwardError is a local forward (-L) that failed its probe: its
+// listen address cannot be bound here (Connect empty), or the server did
+// not open a channel to its target.
+type LocalForwardError struct {
+	Listen, Connect string
+	Server          string // the server asked to open the channel
+	Err             error
+}
+
+func (e *LocalForwardError) Error() string {
+	if e.Connect == "" {
+		return fmt.Sprintf("local forward %s: cannot listen: %v", e.Listen, e.Err)
+	}
+	return fmt.Sprintf("local forward to %s through %s: %v", e.Connect, e.Server, e.Err)
+}
+func (e *LocalForwardError) Unwrap() error { return e.Err }
+
+// Prohibited reports whether the server refused the channel by policy
+// (permitopen), not because the target did not answer.
+func (e *LocalForwardError) Prohibited() bool {
+	return e.Err != nil && strings.Contains(e.Err.Error(), "administratively prohibited")
 }
 
 // Probe does once, step by step, what a session does, and reports a verdict
@@ -60,18 +130,26 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		return nil
 	}
 	for i, ep := range t.cfg.hops() {
+		var prev *Endpoint
+		if i > 0 {
+			prev = chain[i-1].ep
+		}
+		keyName := knownHostsName(ep.Host, ep.Port)
+		step := func(name string, err error, detail string) Step {
+			return Step{Name: name, OK: err == nil, Detail: detail, Err: err, Hop: ep, Prev: prev, KnownHostsName: keyName}
+		}
 		creds, err := loadCredentials(ctx, ep)
 		if err != nil {
 			var ag *AgentError
 			if errors.As(err, &ag) {
-				return fail(Step{Name: "identity agent " + ep.IdentityAgent, Detail: err.Error(), Fix: "start the agent and load the key (ssh-add), or fix identity_agent"})
+				return fail(step("identity agent "+ep.IdentityAgent, err, err.Error()))
 			}
-			return fail(Step{Name: "identity " + strings.Join(ep.Identities, ","), Detail: err.Error(), Fix: "fix the key or certificate file named above"})
+			return fail(step("identity "+strings.Join(ep.Identities, ","), err, err.Error()))
 		}
 		defer creds.close()
 		hk, err := newHostKeys(ep, t.log)
 		if err != nil {
-			return fail(Step{Name: "known_hosts " + ep.KnownHosts, Detail: err.Error(), Fix: "fix the known_hosts file named above"})
+			return fail(step("known_hosts "+ep.KnownHosts, err, err.Error()))
 		}
 		// A check never writes known_hosts: accept-new learns at rtunnel up.
 		hk.readOnly = true
@@ -98,20 +176,18 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		if i == 0 {
 			raw, err = t.dialTCP(ctx, ep)
 		} else {
-			prev := chain[i-1].ep
 			detail = fmt.Sprintf("direct-tcpip channel to %s through %s", ep.Addr(), prev)
 			raw, err = dialThrough(ctx, chain[i-1], ep)
 		}
 		if err != nil {
-			return fail(Step{Name: name, Detail: err.Error(), Fix: dialFix(err, ep, i, chain)})
+			return fail(step(name, err, err.Error()))
 		}
-		report(Step{Name: name, OK: true, Detail: detail})
+		report(step(name, nil, detail))
 
 		h, err := handshake(ctx, raw, ep, creds, hk)
 		mu.Lock()
 		seen := offered
 		mu.Unlock()
-		keyName := knownHostsName(ep.Host, ep.Port)
 		offeredKeys := strings.Join(creds.labels, ", ")
 		var (
 			hke *HostKeyError
@@ -119,36 +195,31 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		)
 		switch {
 		case errors.As(err, &hke):
-			return fail(Step{Name: "host key " + ep.String(), Detail: hke.Error(), Fix: hostKeyFix(hke, keyName)})
+			return fail(step("host key "+ep.String(), err, hke.Error()))
 		case seen == nil:
-			detail := "the server offered no host key"
-			if err != nil {
-				detail = err.Error()
-			} else {
+			if err == nil { // cannot happen with x/crypto: no login without a host key
 				closeAndWait([]*hop{h}, &sync.WaitGroup{})
+				err = &HandshakeError{Hop: ep.String(), Err: errors.New("the server offered no host key")}
 			}
-			return fail(Step{Name: "SSH handshake " + ep.String(), Detail: detail,
-				Fix: "is an OpenSSH sshd answering there? A port that accepts TCP but speaks no SSH, or a server under load (MaxStartups), ends here"})
+			return fail(step("SSH handshake "+ep.String(), err, err.Error()))
 		}
-		report(Step{Name: "host key " + ep.String(), OK: true,
-			Detail: fmt.Sprintf("%s %s matches %s under the name %s", seen.Type(), ssh.FingerprintSHA256(seen), ep.KnownHosts, keyName)})
+		report(step("host key "+ep.String(), nil,
+			fmt.Sprintf("%s %s matches %s under the name %s", seen.Type(), ssh.FingerprintSHA256(seen), ep.KnownHosts, keyName)))
 		switch {
 		case errors.As(err, &ae):
 			detail := fmt.Sprintf("%s refused %s for user %s", ep.Addr(), offeredKeys, ep.User)
 			for _, n := range ae.Notes {
 				detail += "; " + n
 			}
-			return fail(Step{Name: "auth " + ep.String(), Detail: detail,
-				Fix: fmt.Sprintf("compare the fingerprints with `ssh-keygen -l -f ~%s/.ssh/authorized_keys` on %s (for a certificate: its CA's cert-authority line). If it is listed, the line's options are invalid: "+
-					`permitlisten="none", "" or "localhost:0" make sshd reject the whole key (write the line with rtunnel authorized-key)`, ep.User, ep.Host)})
+			return fail(step("auth "+ep.String(), err, detail))
 		case err != nil:
-			return fail(Step{Name: "auth " + ep.String(), Detail: err.Error(), Fix: "the connection ended during login; see the server's sshd log"})
+			return fail(step("auth "+ep.String(), err, err.Error()))
 		}
 		accepted := offeredKeys
 		if len(creds.labels) > 1 {
 			accepted = "one of " + offeredKeys
 		}
-		report(Step{Name: "auth " + ep.String(), OK: true, Detail: fmt.Sprintf("%s accepted for user %s", accepted, ep.User)})
+		report(step("auth "+ep.String(), nil, fmt.Sprintf("%s accepted for user %s", accepted, ep.User)))
 		chain = append(chain, h)
 		// As a session does: every global request (hostkeys-00 after
 		// login, ClientAlive) gets a "no"; the loop ends when the
@@ -162,52 +233,15 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 	return chain
 }
 
-func dialFix(err error, ep *Endpoint, i int, chain []*hop) string {
-	var to *TimeoutError
-	if i == 0 {
-		if errors.As(err, &to) {
-			return "no answer within connect_timeout: the host is down, or a firewall drops the packets"
-		}
-		return fmt.Sprintf("nothing accepts connections at %s: check the address and port, that sshd runs there, and that a firewall lets this machine in", ep.Addr())
-	}
-	prev := chain[i-1].ep.String()
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "administratively prohibited"):
-		return fmt.Sprintf("the key's permitopen on %s must allow %s exactly as written here (write the line with rtunnel authorized-key --role a-remote-vpn --port %d)",
-			prev, ep.Addr(), ep.Port)
-	case errors.As(err, &to):
-		return fmt.Sprintf("%s did not open the channel within connect_timeout", prev)
-	}
-	return fmt.Sprintf("%s could not connect to %s: nothing listens there (Appendix A: is the master's rtunnel up, holding that port on %s?)",
-		prev, ep.Addr(), prev)
-}
-
-func hostKeyFix(e *HostKeyError, keyName string) string {
-	switch e.Kind {
-	case HostChanged:
-		return fmt.Sprintf("if %s was reinstalled, replace its line in %s (ssh-keygen -R '%s' -f %s); otherwise do not connect: someone may be in the middle",
-			e.Hop, e.KnownHosts, keyName, e.KnownHosts)
-	case HostRevoked:
-		return "the key is revoked: do not connect"
-	case HostUnknown:
-		if e.AcceptNew {
-			return fmt.Sprintf("strict_host_key_checking is accept-new: rtunnel up will add %s %s to %s at its first connect; check the fingerprint on the server (ssh-keygen -l -f /etc/ssh/ssh_host_%s_key.pub) first",
-				e.KeyType, e.Offered, e.KnownHosts, keyFileType(e.KeyType))
-		}
-	default:
-		return "see the message: the host certificate or the known_hosts line for its CA needs fixing"
-	}
-	return fmt.Sprintf("check %s on the server (ssh-keygen -l -f /etc/ssh/ssh_host_%s_key.pub), then add it to %s under the name %s",
-		e.Offered, keyFileType(e.KeyType), e.KnownHosts, keyName)
-}
-
 // probeForwards requests each forward on the server and cancels it at once.
 func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Step)) {
 	abort := func() { server.conn.Close() }
 	timeout := server.ep.ConnectTimeout
 	for _, f := range t.cfg.Forwards {
 		name := "forward " + f.Remote()
+		step := func(err error, detail string) Step {
+			return Step{Name: name, OK: err == nil, Detail: detail, Err: err, Hop: server.ep, Forward: &f}
+		}
 		st := &fwdState{f: f}
 		var (
 			ok    bool
@@ -220,11 +254,12 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 		})
 		switch {
 		case timedOut:
-			report(Step{Name: name, Detail: fmt.Sprintf("%s did not answer the %s request within %s", server.ep, st.requestType(), timeout),
-				Fix: "the server hangs or the link drops packets"})
+			err := &TimeoutError{Step: st.requestType() + " " + f.Remote(), Hop: server.ep.String(), After: timeout}
+			report(step(err, fmt.Sprintf("%s did not answer the %s request within %s", server.ep, st.requestType(), timeout)))
 			return
 		case err != nil:
-			report(Step{Name: name, Detail: fmt.Sprintf("connection to %s lost: %v", server.ep, err), Fix: "see the server's sshd log"})
+			err := &ClosedError{Hop: server.ep.String(), Err: err}
+			report(step(err, err.Error()))
 			return
 		}
 		if ok {
@@ -247,20 +282,20 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 			if ctimedOut || cerr != nil || !cancelled {
 				detail = fmt.Sprintf("%s allowed it; cancelling it failed, the server frees it when this check disconnects", server.ep)
 			}
-			report(Step{Name: name, OK: true, Detail: detail})
+			report(step(nil, detail))
 			if ctimedOut || cerr != nil {
 				return
 			}
 			continue
 		}
+		refused := &ForwardRefusedError{Forward: f.Remote(), Server: server.ep.String()}
 		if f.RemotePath != "" {
-			report(Step{Name: name, Detail: fmt.Sprintf("%s refused streamlocal-forward %s", server.ep, f.RemotePath),
-				Fix: "permitlisten does not govern sockets: the hub's sshd_config needs AllowStreamLocalForwarding yes (or remote) for this user, " +
-					"StreamLocalBindUnlink yes if a socket file is left from an earlier session, the key's line needs port-forwarding after restrict, " +
-					"and the hub user must be able to create the file in that directory"})
+			report(step(&ForwardProbeError{Refused: refused, Socket: true},
+				fmt.Sprintf("%s refused streamlocal-forward %s", server.ep, f.RemotePath)))
 			continue
 		}
-		report(t.refusedStep(ctx, server, f, name))
+		detail, perr := t.refusedStep(ctx, server, refused)
+		report(step(perr, detail))
 	}
 }
 
@@ -270,20 +305,20 @@ func (t *Tunnel) probeForwards(ctx context.Context, server *hop, report func(Ste
 // each channel's requests until the server confirms the close.
 func (t *Tunnel) probeLocalForwards(ctx context.Context, server *hop, wg *sync.WaitGroup, report func(Step)) {
 	for _, lf := range t.cfg.LocalForwards {
+		name := "local forward listen " + lf.Listen
 		ln, err := net.Listen(network(lf.Listen), lf.Listen)
 		if err != nil {
-			report(Step{Name: "local forward listen " + lf.Listen, Detail: err.Error(),
-				Fix: "another process holds it (ss -ltnp shows which; a running rtunnel up with this config holds it itself) or the address is not on this machine"})
+			report(Step{Name: name, Detail: err.Error(), Err: &LocalForwardError{Listen: lf.Listen, Err: err}})
 		} else {
 			ln.Close()
-			report(Step{Name: "local forward listen " + lf.Listen, OK: true, Detail: "can be bound here (bound, then released)"})
+			report(Step{Name: name, OK: true, Detail: "can be bound here (bound, then released)"})
 		}
 		if server == nil {
 			continue
 		}
 		l := &localState{lf: lf}
 		typ, payload := l.openPayload(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		name := "local forward connect " + lf.Connect
+		name = "local forward connect " + lf.Connect
 		var openErr error
 		_, timedOut := bounded(ctx, server.ep.ConnectTimeout, func() { server.conn.Close() }, func() error {
 			ch, reqs, err := server.client.OpenChannel(typ, payload)
@@ -300,27 +335,29 @@ func (t *Tunnel) probeLocalForwards(ctx context.Context, server *hop, wg *sync.W
 		})
 		switch {
 		case timedOut:
-			report(Step{Name: name, Detail: fmt.Sprintf("%s did not open the channel within connect_timeout", server.ep), Fix: "the target drops packets as the hub sees it"})
+			err := &LocalForwardError{Listen: lf.Listen, Connect: lf.Connect, Server: server.ep.String(),
+				Err: &TimeoutError{Step: "opening " + typ, Hop: server.ep.String(), After: server.ep.ConnectTimeout}}
+			report(Step{Name: name, Detail: fmt.Sprintf("%s did not open the channel within connect_timeout", server.ep), Err: err, Hop: server.ep})
 			return
-		case openErr != nil && strings.Contains(openErr.Error(), "administratively prohibited"):
-			report(Step{Name: name, Detail: openErr.Error(),
-				Fix: fmt.Sprintf(`the key's line on %s needs permitopen="%s" (rtunnel authorized-key --permitopen %s prints it)`, server.ep, lf.Connect, lf.Connect)})
 		case openErr != nil:
-			report(Step{Name: name, Detail: openErr.Error(), Fix: fmt.Sprintf("nothing answers at %s as %s sees it: check the target's address from the hub", lf.Connect, server.ep)})
+			err := &LocalForwardError{Listen: lf.Listen, Connect: lf.Connect, Server: server.ep.String(), Err: openErr}
+			report(Step{Name: name, Detail: openErr.Error(), Err: err, Hop: server.ep})
 		default:
-			report(Step{Name: name, OK: true, Detail: fmt.Sprintf("%s opened %s to it (opened, then closed)", server.ep, typ)})
+			report(Step{Name: name, OK: true, Detail: fmt.Sprintf("%s opened %s to it (opened, then closed)", server.ep, typ), Hop: server.ep})
 		}
 	}
 }
 
-// refusedStep explains a refused forward. sshd's refusal carries no reason,
-// so it opens a direct-tcpip channel to the blocking address
-// 255.255.255.255:9 that the guide's lines permit: refused as
-// "administratively prohibited" means port forwarding is off for this key
-// (restrict without port-forwarding, so permitlisten is ignored); a failed
-// connect means forwarding is on and the port itself was refused.
-func (t *Tunnel) refusedStep(ctx context.Context, server *hop, f Forward, name string) Step {
-	s := Step{Name: name, Detail: fmt.Sprintf("%s refused tcpip-forward %s", server.ep, f.Remote())}
+// refusedStep finds out why the server refused a TCP forward. sshd's
+// refusal carries no reason, so it opens a direct-tcpip channel to the
+// blocking address 255.255.255.255:9 that the guide's lines permit:
+// refused as "administratively prohibited" means port forwarding is off
+// for this key (restrict without port-forwarding, so permitlisten is
+// ignored); a failed connect means forwarding is on and the port itself
+// was refused.
+func (t *Tunnel) refusedStep(ctx context.Context, server *hop, refused *ForwardRefusedError) (string, *ForwardProbeError) {
+	perr := &ForwardProbeError{Refused: refused}
+	detail := fmt.Sprintf("%s refused tcpip-forward %s", server.ep, refused.Forward)
 	var derr error
 	_, timedOut := bounded(ctx, server.ep.ConnectTimeout, func() { server.conn.Close() }, func() error {
 		c, err := server.client.Dial("tcp", "255.255.255.255:9")
@@ -330,21 +367,16 @@ func (t *Tunnel) refusedStep(ctx context.Context, server *hop, f Forward, name s
 		derr = err
 		return err
 	})
-	held := fmt.Sprintf("port held by an older session or not allowed by permitlisten: if rtunnel up runs with this config, it holds the port itself; "+
-		"a dead session keeps it until the server's ClientAlive check drops it (ClientAliveInterval 15, ClientAliveCountMax 3: about 45 s); "+
-		`otherwise the key's line on %s needs permitlisten="%s" (rtunnel authorized-key prints it)`, server.ep, f.Remote())
 	switch {
 	case !timedOut && derr != nil && strings.Contains(derr.Error(), "administratively prohibited"):
-		s.Detail += "; a direct-tcpip open of 255.255.255.255:9 was refused too: port forwarding is off for this key"
-		s.Fix = "permitlisten needs port-forwarding: after restrict, the key's line must also say port-forwarding, or sshd ignores permitlisten and refuses every forward " +
-			"(or sshd_config has AllowTcpForwarding no/local). The line: rtunnel authorized-key --role ... --port " + fmt.Sprint(f.RemotePort)
+		perr.ForwardingOff = true
+		detail += "; a direct-tcpip open of 255.255.255.255:9 was refused too: port forwarding is off for this key"
 	case !timedOut && derr != nil:
-		s.Detail += "; port forwarding itself is on for this key"
-		s.Fix = held
+		detail += "; port forwarding itself is on for this key"
 	default:
-		s.Fix = held + "; also, permitlisten needs port-forwarding on the same line"
+		perr.Inconclusive = true
 	}
-	return s
+	return detail, perr
 }
 
 // probeLocals dials each forward's local target from this machine.
@@ -359,14 +391,12 @@ func (t *Tunnel) probeLocals(ctx context.Context, report func(Step)) {
 		d := net.Dialer{Timeout: t.cfg.Server.ConnectTimeout}
 		c, err := d.DialContext(ctx, network(f.Local), f.Local)
 		if err != nil {
-			s := Step{Name: name, Detail: "local target refused: " + err.Error(),
-				Fix: fmt.Sprintf("nothing listens on %s as seen from this machine: start the service (for the remote's own sshd: systemctl enable --now ssh) or fix the forward's local:", f.Local)}
+			detail := "local target refused: " + err.Error()
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				s.Detail = "local target does not answer: " + err.Error()
-				s.Fix = fmt.Sprintf("%s is down, or a firewall drops the packets", f.Local)
+				detail = "local target does not answer: " + err.Error()
 			}
-			report(s)
+			report(Step{Name: name, Detail: detail, Err: &LocalTargetError{Addr: f.Local, Err: err}, Forward: &f})
 			continue
 		}
 		c.Close()
@@ -374,6 +404,6 @@ func (t *Tunnel) probeLocals(ctx context.Context, report func(Step)) {
 		if network(f.Local) == "unix" {
 			kind = "connections on the socket"
 		}
-		report(Step{Name: name, OK: true, Detail: "accepts " + kind + " (forward " + f.String() + ")"})
+		report(Step{Name: name, OK: true, Detail: "accepts " + kind + " (forward " + f.String() + ")", Forward: &f})
 	}
 }

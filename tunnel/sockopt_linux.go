@@ -52,9 +52,18 @@ func tcpInfo(tc *net.TCPConn) (info *unix.TCPInfo, ok bool) {
 	_ = raw.Control(func(fd uintptr) {
 		var err error
 		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		ok = err == nil
+		ok = err == nil && tcpInfoFilled(info)
 	})
 	return info, ok
+}
+
+// tcpInfoFilled reports whether the kernel filled tcp_info far enough to
+// be read. GetsockoptTCPInfo ignores the length the kernel returns, and
+// qemu-user fills only the first 4 bytes: the rest then reads 0, so
+// last_data_recv would claim data "just now" forever and hide a dead link.
+// An established connection always has both MSS values set.
+func tcpInfoFilled(info *unix.TCPInfo) bool {
+	return info.Snd_mss != 0 && info.Rcv_mss != 0
 }
 
 // reuseAddr lets a poke bind the port of a connection that was just reset

@@ -93,7 +93,7 @@ func newAuthorizedKeyCmd(stdout io.Writer) *cobra.Command {
 			}
 			for _, p := range sockets {
 				if !strings.HasPrefix(p, "/") {
-					return fail(fmt.Errorf("--socket %q: give the absolute socket path on the hub, as in the forward's remote:", p))
+					return fail(fmt.Errorf("--socket %q: give the absolute socket path on the hub, as in the forward's remote: key", p))
 				}
 			}
 			spec := authkeys.Spec{Role: r, Ports: list, From: from, AnyPort: anyPort, Opens: opens, SocketsOnly: len(sockets) > 0,

@@ -36,7 +36,7 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", config.DefaultPath, "config file")
-	cmd.Flags().BoolVar(&connect, "connect", false, "also connect: each hop, host key, auth, each forward (requested, then cancelled), each local target; exit 1 if a step fails")
+	cmd.Flags().BoolVar(&connect, "connect", false, "also connect: each hop, host key, auth, each forward (requested, then cancelled), each local target; exit 78 if a step fails for good (as rtunnel up would stop), 1 if it may be transient")
 	return cmd
 }
 

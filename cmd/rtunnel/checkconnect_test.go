@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/rtunnel/rtunnel/config"
 	"github.com/rtunnel/rtunnel/internal/authkeys"
 	"github.com/rtunnel/rtunnel/internal/sshdtest"
+	"github.com/rtunnel/rtunnel/tunnel"
 	"go.uber.org/goleak"
 )
 
@@ -96,9 +98,9 @@ func (h *checkHub) check(t *testing.T, path string) (bool, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	ok := checkConnect(ctx, cfg, &out)
+	failures := checkConnect(ctx, cfg, &out)
 	t.Logf("check --connect:\n%s", out.String())
-	return ok, out.String()
+	return len(failures) == 0, out.String()
 }
 
 func wantLines(t *testing.T, out string, want ...string) {
@@ -190,8 +192,10 @@ func TestCheckConnectFailures(t *testing.T) {
 		}
 		wantLines(t, out,
 			fmt.Sprintf("  FAIL  forward localhost:%d: %s refused tcpip-forward localhost:%d; port forwarding itself is on for this key", other, hub, other),
-			"fix: port held by an older session or not allowed by permitlisten",
+			"fix: the hub refused the port: it is held, or permitlisten does not allow it; the hub's sshd log tells which",
 			fmt.Sprintf(`permitlisten="localhost:%d"`, other))
+		// The fix text's claim about the hub's log.
+		h.hub.WaitLog(t, fmt.Sprintf("to remote forward to host localhost port %d, but the request was denied", other), 5*time.Second)
 	})
 
 	t.Run("port held by another session", func(t *testing.T) {
@@ -221,7 +225,8 @@ func TestCheckConnectFailures(t *testing.T) {
 		if ok {
 			t.Fatal("check passed")
 		}
-		wantLines(t, out, "fix: port held by an older session or not allowed by permitlisten")
+		wantLines(t, out, "fix: the hub refused the port: it is held, or permitlisten does not allow it; the hub's sshd log tells which")
+		h.hub.WaitLog(t, fmt.Sprintf("bind [127.0.0.1]:%d: Address already in use", h.port), 5*time.Second)
 	})
 
 	t.Run("local target refused", func(t *testing.T) {
@@ -266,6 +271,68 @@ func TestCheckConnectFailures(t *testing.T) {
 			t.Fatal("check passed")
 		}
 		wantLines(t, out, "  FAIL  host key "+hub+": HOST KEY FOR "+hub+" HAS CHANGED", "fix: if "+hub+" was reinstalled")
+		wantExit(t, path, exitConfig, "retrying cannot fix")
+	})
+
+	t.Run("host key revoked", func(t *testing.T) {
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		lines := h.hub.KnownHostsLines("127.0.0.1")
+		revoked := "@revoked " + lines[0]
+		if err := os.WriteFile(kh, []byte(revoked+"\n"+strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		path := h.config(t, h.port, local)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, bytes.Replace(data, []byte(h.kh), []byte(kh), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, out := h.check(t, path)
+		wantLines(t, out, "  FAIL  host key "+hub+": host key of "+hub, "is marked @revoked", "fix: the key is revoked: do not connect")
+		wantExit(t, path, exitConfig, "retrying cannot fix")
+	})
+
+	t.Run("key not in the hub's authorized_keys", func(t *testing.T) {
+		stranger := sshdtest.NewKey(t, t.TempDir(), "id_other", "ed25519")
+		h.setLine(t, stranger.PublicLine)
+		path := h.config(t, h.port, local)
+		_, out := h.check(t, path)
+		wantLines(t, out, "  FAIL  auth "+hub+": 127.0.0.1:"+strconv.Itoa(h.hub.Port)+" refused key "+h.key.Fingerprint)
+		// The same classification as rtunnel up: tunnel.Permanent decides.
+		want, why := exitFail, "it may be transient"
+		if tunnel.Permanent(&tunnel.AuthError{Hop: hub, Offered: []string{"key " + h.key.Fingerprint}, Err: errors.New("ssh: unable to authenticate")}) {
+			want, why = exitConfig, "retrying cannot fix"
+		}
+		wantExit(t, path, want, why)
+	})
+
+	t.Run("nothing listens at the hub's port", func(t *testing.T) {
+		h.setLine(t, h.guideLine(t))
+		dead := sshdtest.FreePort(t)
+		path := h.config(t, h.port, local)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = bytes.Replace(data, []byte(fmt.Sprintf("127.0.0.1:%d\n", h.hub.Port)), []byte(fmt.Sprintf("127.0.0.1:%d\n", dead)), 1)
+		// known_hosts vouches for the dead port too, so the offline checks pass.
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		lines := h.hub.KnownHostsLines("127.0.0.1")
+		for i, l := range lines {
+			lines[i] = strings.Replace(l, fmt.Sprintf("]:%d ", h.hub.Port), fmt.Sprintf("]:%d ", dead), 1)
+		}
+		if err := os.WriteFile(kh, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		data = bytes.Replace(data, []byte(h.kh), []byte(kh), 1)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, out := h.check(t, path)
+		wantLines(t, out, fmt.Sprintf("fix: nothing accepts connections at 127.0.0.1:%d", dead))
+		wantExit(t, path, exitFail, "it may be transient")
 	})
 }
 
@@ -312,5 +379,14 @@ func TestCheckConnectForwardKinds(t *testing.T) {
 	// What the socket step warns about: sshd does not remove it on cancel.
 	if _, err := os.Stat(sock); err != nil {
 		t.Errorf("socket file after the check: %v; sshd used to leave it behind (the step's warning would be wrong)", err)
+	}
+}
+
+// wantExit runs `rtunnel check --connect` on path and checks its status.
+func wantExit(t *testing.T, path string, want int, stderrHas string) {
+	t.Helper()
+	code, stdout, stderr := runCmd(t, "check", "--connect", "--config", path)
+	if code != want || !strings.Contains(stderr, stderrHas) {
+		t.Errorf("rtunnel check --connect: exit %d, want %d with %q\n%s%s", code, want, stderrHas, stdout, stderr)
 	}
 }

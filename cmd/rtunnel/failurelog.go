@@ -57,8 +57,10 @@ func (f *failureLog) failed(attempt int, err error, wait time.Duration) {
 	class, reason := failureCause(err)
 	cause := class + ": " + reason
 	level := slog.LevelWarn
-	if class == tunnel.ResultAuth {
-		level = slog.LevelError // a refused key needs an operator
+	if class == tunnel.ResultAuth || tunnel.Slow(err) {
+		// A refused key, or a key or known_hosts file gone missing, needs
+		// an operator if it lasts; both are retried all the same.
+		level = slog.LevelError
 	}
 	retry := wait.Round(time.Millisecond).String()
 

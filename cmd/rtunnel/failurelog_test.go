@@ -125,3 +125,29 @@ func TestFailureCauseIgnoresAddresses(t *testing.T) {
 		t.Errorf("causes %q %q and %q %q, want the same, \"connection reset by peer\"", a, ra, b, rb)
 	}
 }
+
+// A file problem that time may fix (tunnel.Slow) is retried, but the
+// operator must see it: its lines are errors, like a refused key's, while
+// a refused port stays a warning.
+func TestFailureLevelNeedsOperator(t *testing.T) {
+	missingKey := &tunnel.KeyFileError{Path: "/etc/rtunnel/id_ed25519", Fault: tunnel.FileUnreadable, Msg: "cannot read: no such file or directory"}
+	if !tunnel.Slow(missingKey) {
+		t.Fatal("a missing key is not tunnel.Slow: the test's premise is gone")
+	}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{missingKey, "ERROR"},
+		{&tunnel.AuthError{Hop: "root@127.0.0.1:22", Err: errors.New("ssh: unable to authenticate")}, "ERROR"},
+		{refused("22"), "WARN"},
+	} {
+		var out strings.Builder
+		f := &failureLog{log: slog.New(slog.NewJSONHandler(&out, nil))}
+		f.failed(1, c.err, time.Second)
+		lines := logLines(t, out.String(), slog.LevelInfo)
+		if len(lines) != 1 || lines[0]["level"] != c.want {
+			t.Errorf("%v: logged %v, want one %s line", c.err, lines, c.want)
+		}
+	}
+}

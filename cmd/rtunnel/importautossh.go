@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -80,11 +79,10 @@ func currentAccount() (account, error) {
 
 // importedTunnel collects what the command line says, in rtunnel's terms.
 type importedTunnel struct {
-	name                 string
-	user, host           string
-	port                 int
-	identity             string
-	knownHosts           string
+	name       string
+	user, host string
+	port       int
+	importedIdentity
 	sshConfig            string
 	jump                 []string
 	forwards             [][2]string // remote, local
@@ -230,37 +228,20 @@ func tunnelName(host string) string {
 
 // defaults fills what ssh would take from the account it runs as.
 func (t *importedTunnel) defaults(runAs account) {
-	home := func(p string) string {
-		if p == "~" || strings.HasPrefix(p, "~/") {
-			return filepath.Join(runAs.home, strings.TrimPrefix(p, "~"))
-		}
-		return p
-	}
 	if t.sshConfig != "" {
 		// The alias is resolved from the file; only what the command line
 		// said is written, and it wins as it did for ssh.
-		t.sshConfig = home(t.sshConfig)
-		t.identity, t.knownHosts = home(t.identity), home(t.knownHosts)
+		if t.sshConfig == "~" || strings.HasPrefix(t.sshConfig, "~/") {
+			t.sshConfig = filepath.Join(runAs.home, strings.TrimPrefix(t.sshConfig, "~"))
+		}
+		t.identityDefaults(runAs)
 		return
 	}
 	t.note("ssh also read ~/.ssh/config and /etc/ssh/ssh_config; rtunnel reads no ssh_config unless told: if %s is a Host there, add ssh_config: %s", t.host, filepath.Join(runAs.home, ".ssh/config"))
 	if t.user == "" {
 		t.user = runAs.name
 	}
-	if t.identity == "" {
-		t.identity = "~/.ssh/id_ed25519"
-		for _, k := range []string{"id_rsa", "id_ecdsa", "id_ed25519"} {
-			if _, err := os.Stat(filepath.Join(runAs.home, ".ssh", k)); err == nil {
-				t.identity = "~/.ssh/" + k
-				break
-			}
-		}
-		t.note("no -i: ssh tried each default key of %s; identity: names %s (check it is the key the hub accepts)", runAs.name, t.identity)
-	}
-	if t.knownHosts == "" {
-		t.knownHosts = "~/.ssh/known_hosts"
-	}
-	t.identity, t.knownHosts = home(t.identity), home(t.knownHosts)
+	t.identityDefaults(runAs)
 	for i, hop := range t.jump {
 		if !strings.Contains(hop, "@") && !strings.HasPrefix(hop, "ssh://") {
 			t.jump[i] = runAs.name + "@" + hop

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,7 @@ func TestImportAutosshTable(t *testing.T) {
 		server, forwards, jumps     string
 		locals                      string
 		identity, knownHosts, notes string
+		trust                       string // certificate, agent, host key alias, accept-new, hash
 		eoff                        bool
 	}{
 		{args: []string{"autossh", "-M", "20000", "-N", "-R", "0.0.0.0:8022:127.0.0.1:22", "-i", "/etc/tunnel/id_rsa", "tun@hub.example.com"},
@@ -88,6 +90,23 @@ func TestImportAutosshTable(t *testing.T) {
 			notes: "-R 0:localhost:8080: the hub picks the port"},
 		{args: []string{"autossh", "-M", "0", "-N", "-L", "15432:db.internal:5432", "-L", "127.0.0.1:15433:[::1]:5432", "-o", "LocalForward=/run/db.sock /run/hub/db.sock", "u@h"},
 			server: "u@h:22", locals: "localhost:15432->db.internal:5432 127.0.0.1:15433->[::1]:5432 /run/db.sock->/run/hub/db.sock"},
+		// Several keys, a certificate, an alias and accept-new, hashed.
+		{args: []string{"autossh", "-M", "0", "-N", "-i", "/etc/rtunnel/id_ed25519", "-i", "/etc/rtunnel/id_rsa", "-i", "/etc/rtunnel/id_ed25519",
+			"-o", "CertificateFile=/etc/rtunnel/id_ed25519-cert.pub", "-o", "IdentitiesOnly=yes", "-o", "HostKeyAlias=hub-key",
+			"-o", "StrictHostKeyChecking=accept-new", "-o", "HashKnownHosts=yes", "-o", "UserKnownHostsFile=/var/lib/rtunnel/known_hosts",
+			"-R", "2220:localhost:22", "tunnel@hub.example.net"},
+			server: "tunnel@hub.example.net:22", forwards: "localhost:2220->localhost:22", identity: "/etc/rtunnel/id_ed25519,/etc/rtunnel/id_rsa",
+			knownHosts: "/var/lib/rtunnel/known_hosts", trust: "cert=/etc/rtunnel/id_ed25519-cert.pub agent= alias=hub-key acceptnew=true hash=true"},
+		// The agent alone: no default key is written (it would restrict the agent to that key).
+		{args: []string{"autossh", "-M", "0", "-N", "-o", "IdentityAgent=SSH_AUTH_SOCK", "-R", "2220:localhost:22", "u@h"},
+			server: "u@h:22", forwards: "localhost:2220->localhost:22", knownHosts: home + "/.ssh/known_hosts",
+			trust: "cert= agent=SSH_AUTH_SOCK alias= acceptnew=false hash=false", notes: "give the service the variable (Environment=SSH_AUTH_SOCK="},
+		{args: []string{"autossh", "-M", "0", "-N", "-o", "IdentityAgent ~/.ssh/agent.sock", "-i", "~/.ssh/id_ed25519.pub", "-R", "2220:localhost:22", "u@h"},
+			server: "u@h:22", forwards: "localhost:2220->localhost:22", identity: home + "/.ssh/id_ed25519.pub",
+			trust: "cert= agent=" + home + "/.ssh/agent.sock alias= acceptnew=false hash=false", notes: "ssh also offered every other key of the agent"},
+		{args: []string{"autossh", "-M", "0", "-N", "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=ask", "-o", "HashKnownHosts=yes", "-R", "2220:localhost:22", "u@h"},
+			server: "u@h:22", forwards: "localhost:2220->localhost:22", trust: "cert= agent= alias= acceptnew=false hash=true",
+			notes: "rtunnel writes to known_hosts only with strict_host_key_checking: accept-new"},
 	}
 	for _, c := range cases {
 		in := autosshInvocation{argv: c.args, env: map[string]string{}, source: "command line", runAs: account{name: "root-or-me", home: home}}
@@ -126,6 +145,11 @@ func TestImportAutosshTable(t *testing.T) {
 		if c.knownHosts != "" && tun.Server.KnownHosts != c.knownHosts {
 			t.Errorf("%q: known_hosts %s, want %s", c.args, tun.Server.KnownHosts, c.knownHosts)
 		}
+		ep := tun.Server
+		trust := fmt.Sprintf("cert=%s agent=%s alias=%s acceptnew=%v hash=%v", ep.Certificate, ep.IdentityAgent, ep.HostKeyAlias, ep.AcceptNew, ep.HashKnownHosts)
+		if c.trust != "" && trust != c.trust {
+			t.Errorf("%q:\n got %s\nwant %s\n%s", c.args, trust, c.trust, out)
+		}
 		if c.notes != "" && !strings.Contains(out, c.notes) {
 			t.Errorf("%q: output lacks the note %q:\n%s", c.args, c.notes, out)
 		}
@@ -151,6 +175,13 @@ func TestImportAutosshRefuses(t *testing.T) {
 		{[]string{"autossh", "-M", "0", "-N", "u@h"}, "no -R or -L"},
 		{[]string{"autossh", "-M", "0", "-N", "-R", "2220:localhost:22"}, "no destination"},
 		{[]string{"autossh", "-M", "0", "-N", "-S", "/tmp/ctl", "-R", "2220:localhost:22", "u@h"}, "multiplexing"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "StrictHostKeyChecking=off", "-R", "2220:localhost:22", "u@h"}, "use accept-new to learn the hub's key"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "CertificateFile=/etc/a-cert.pub", "-o", "CertificateFile=/etc/b-cert.pub", "-R", "2220:localhost:22", "u@h"}, "a second certificate"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "IdentityAgent=$AGENT_SOCK", "-R", "2220:localhost:22", "u@h"}, "rtunnel reads no environment variable but SSH_AUTH_SOCK"},
+		{[]string{"autossh", "-M", "0", "-N", "-i", "id_rsa", "-R", "2220:localhost:22", "u@h"}, "-i id_rsa: the path is relative"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "IdentityFile=~/.ssh/%r@%h", "-R", "2220:localhost:22", "u@h"}, "ssh expands %-tokens here"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "HashKnownHosts=maybe", "-R", "2220:localhost:22", "u@h"}, "-o HashKnownHosts=maybe: want yes or no"},
+		{[]string{"autossh", "-M", "0", "-N", "-o", "HostKeyAlias=bad alias", "-R", "2220:localhost:22", "u@h"}, "-o HostKeyAlias=bad alias: takes one value"},
 	}
 	for _, c := range cases {
 		code, out, errOut := runCmd(t, append([]string{"import-autossh", "--"}, c.args...)...)
@@ -236,6 +267,19 @@ func TestImportAutosshSSHConfig(t *testing.T) {
 	}
 	if strings.Join(algs, " ") != "ciphers=aes256-ctr,aes128-ctr macs=+hmac-sha1" {
 		t.Errorf("algorithms %v\n%s", algs, out)
+	}
+	// The command line's trust options win over the Host's, as for ssh.
+	out, cfg = importParsed(t, "--", "autossh", "-M", "0", "-N", "-F", sshConfig, "-o", "StrictHostKeyChecking=accept-new",
+		"-o", "HostKeyAlias=hub-key", "-o", "HashKnownHosts=yes", "-o", "CertificateFile="+dir+"/id_hub-cert.pub", "hub")
+	ep := cfg.Tunnels[0].Server
+	if !ep.AcceptNew || !ep.HashKnownHosts || ep.HostKeyAlias != "hub-key" || ep.Certificate != dir+"/id_hub-cert.pub" ||
+		strings.Join(ep.Identities, ",") != dir+"/id_hub" || ep.KnownHosts != dir+"/known_hosts" {
+		t.Errorf("with -F and trust options: %+v\n%s", ep, out)
+	}
+	out, cfg = importParsed(t, "--", "autossh", "-M", "0", "-N", "-F", sshConfig, "-o", "IdentityAgent=SSH_AUTH_SOCK", "hub")
+	if ep := cfg.Tunnels[0].Server; ep.IdentityAgent != "SSH_AUTH_SOCK" || len(ep.Identities) != 0 ||
+		!strings.Contains(out, "rtunnel's identity_agent: replaces the Host's IdentityFile") {
+		t.Errorf("with -F and IdentityAgent: identity %v agent %q, want the agent alone and a note saying so\n%s", ep.Identities, ep.IdentityAgent, out)
 	}
 	code, _, errOut := runCmd(t, "import-autossh", "--", "autossh", "-M", "0", "-N", "-F", sshConfig, "-J", "bastion", "hub")
 	if code != exitConfig || !strings.Contains(errOut, "-J with -F") {

@@ -69,11 +69,7 @@ func (t *importedTunnel) option(opt byte, val string, runAs account) error {
 		}
 		t.jump = append(t.jump, strings.Split(val, ",")...)
 	case 'i':
-		if t.identity == "" {
-			t.identity = val
-		} else {
-			return fmt.Errorf("-i %s: a second identity; rtunnel logs in with one key per hop", val)
-		}
+		return t.addIdentity(val)
 	case 'p':
 		p, err := strconv.Atoi(val)
 		if err != nil || p < 1 || p > 65535 {
@@ -167,17 +163,11 @@ func (t *importedTunnel) sshOption(kv string, runAs account) error {
 	if err != nil {
 		return err
 	}
+	if handled, err := t.identityOption(key, args, kv); handled {
+		return err
+	}
 	val := strings.Join(args, " ")
 	bad := func(why string) error { return fmt.Errorf("-o %s: %s", kv, why) }
-	yes := func() (bool, error) {
-		switch strings.ToLower(val) {
-		case "yes", "true":
-			return true, nil
-		case "no", "false":
-			return false, nil
-		}
-		return false, bad("want yes or no")
-	}
 	switch key {
 	case "serveraliveinterval", "connecttimeout":
 		d, err := sshSeconds(val)
@@ -198,33 +188,11 @@ func (t *importedTunnel) sshOption(kv string, runAs account) error {
 		}
 		t.keepCount = val
 	case "exitonforwardfailure":
-		b, err := yes()
+		b, err := yesNo(val)
 		if err != nil {
-			return err
+			return bad(err.Error())
 		}
 		t.exitOnForwardFailure = strconv.FormatBool(b)
-	case "stricthostkeychecking":
-		switch strings.ToLower(val) {
-		case "yes", "true", "ask":
-		case "accept-new":
-			return bad("accept-new is not supported yet: add the hub's key to known_hosts (ssh-keyscan) and use yes")
-		default:
-			return bad("rtunnel never connects to a host whose key it cannot check: remove it and add the hub's key to known_hosts (ssh-keyscan)")
-		}
-	case "userknownhostsfile":
-		if len(args) != 1 {
-			return bad("rtunnel reads one known_hosts file: merge them into one")
-		}
-		if args[0] == "/dev/null" {
-			return bad("an empty known_hosts means no host key check; rtunnel always checks: name the file that holds the hub's key")
-		}
-		t.knownHosts = args[0]
-	case "globalknownhostsfile":
-		t.note("-o %s: rtunnel reads the one known_hosts: file; put the hub's key there", kv)
-	case "identityfile":
-		return t.option('i', val, runAs)
-	case "identitiesonly":
-		t.note("-o %s: rtunnel only ever offers the identity: key", kv)
 	case "port":
 		return t.option('p', val, runAs)
 	case "user":
@@ -241,8 +209,6 @@ func (t *importedTunnel) sshOption(kv string, runAs account) error {
 	case "ciphers", "kexalgorithms", "macs", "hostkeyalgorithms":
 		yamlKey := map[string]string{"ciphers": "ciphers", "kexalgorithms": "kex_algorithms", "macs": "macs", "hostkeyalgorithms": "host_key_algorithms"}[key]
 		t.algorithms = append(t.algorithms, [2]string{yamlKey, val})
-	case "certificatefile", "identityagent", "hostkeyalias":
-		return bad("not supported yet")
 	case "proxycommand":
 		if strings.EqualFold(val, "none") {
 			return nil
@@ -251,7 +217,7 @@ func (t *importedTunnel) sshOption(kv string, runAs account) error {
 	case "batchmode", "loglevel", "tcpkeepalive", "compression", "controlmaster", "controlpath", "controlpersist",
 		"requesttty", "forwardagent", "forwardx11", "passwordauthentication", "kbdinteractiveauthentication",
 		"challengeresponseauthentication", "preferredauthentications", "checkhostip", "connectionattempts",
-		"verifyhostkeydns", "hashknownhosts", "updatehostkeys", "visualhostkey", "gssapiauthentication",
+		"verifyhostkeydns", "updatehostkeys", "visualhostkey", "gssapiauthentication",
 		"addkeystoagent", "sendenv", "setenv", "escapechar", "loglevelverbose", "logverbose", "streamlocalbindunlink",
 		"gatewayports", "ipqos", "numberofpasswordprompts", "permitlocalcommand", "localcommand", "syslogfacility":
 		t.note("-o %s: no counterpart in rtunnel (it never prompts, multiplexes or runs commands; it logs to the journal; it keeps its own keepalives)", kv)

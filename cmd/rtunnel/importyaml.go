@@ -50,12 +50,7 @@ func (t *importedTunnel) yaml(in autosshInvocation) string {
 		}
 		fmt.Fprintf(&b, "    server: %s\n", yamlString(t.user+"@"+net.JoinHostPort(t.host, strconv.Itoa(port))))
 	}
-	if t.identity != "" {
-		fmt.Fprintf(&b, "    identity: %s\n", yamlString(t.identity))
-	}
-	if t.knownHosts != "" {
-		fmt.Fprintf(&b, "    known_hosts: %s\n", yamlString(t.knownHosts))
-	}
+	t.identityYAML(&b)
 	if len(t.jump) > 0 {
 		b.WriteString("    jump:\n")
 		for _, hop := range t.jump {
@@ -98,4 +93,29 @@ func (t *importedTunnel) yaml(in autosshInvocation) string {
 		fmt.Fprintf(&b, "      - listen: %s\n        connect: %s\n", yamlString(f[0]), yamlString(f[1]))
 	}
 	return b.String()
+}
+
+// identityYAML writes the keys and trust settings the command line gave.
+func (t *importedTunnel) identityYAML(b *strings.Builder) {
+	switch len(t.identities) {
+	case 0:
+	case 1:
+		fmt.Fprintf(b, "    identity: %s\n", yamlString(t.identities[0]))
+	default:
+		b.WriteString("    identity:\n")
+		for _, p := range t.identities {
+			fmt.Fprintf(b, "      - %s\n", yamlString(p))
+		}
+	}
+	for _, kv := range [][2]string{{"certificate", t.certificate}, {"identity_agent", t.identityAgent}, {"known_hosts", t.knownHosts}, {"host_key_alias", t.hostKeyAlias}} {
+		if kv[1] != "" {
+			fmt.Fprintf(b, "    %s: %s\n", kv[0], yamlString(kv[1]))
+		}
+	}
+	if t.acceptNew {
+		b.WriteString("    strict_host_key_checking: accept-new\n")
+	}
+	if t.hashKnownHosts {
+		b.WriteString("    hash_known_hosts: true\n")
+	}
 }

@@ -127,6 +127,7 @@ func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan str
 	}
 
 	bg, cancelBG := context.WithCancel(context.Background())
+	controlDone := serveControl(bg, log, h, path)
 	done := make(chan struct{}, 2)
 	if ln != nil {
 		log.Info("serving metrics", "listen", ln.Addr().String(), "paths", "/metrics /healthz /readyz /status")
@@ -157,6 +158,7 @@ func up(ctx context.Context, path string, stderr io.Writer, hup, usr1 <-chan str
 	cancelBG()
 	<-done
 	<-done
+	<-controlDone
 	if err != nil {
 		return err
 	}

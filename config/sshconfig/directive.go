@@ -75,7 +75,7 @@ func (r *resolver) directive(kw string, args []string, src Source, active bool) 
 			}
 		}
 		return err
-	case "identitiesonly", "exitonforwardfailure", "clearallforwardings":
+	case "identitiesonly", "exitonforwardfailure", "clearallforwardings", "hashknownhosts":
 		b, err := r.flag(args, fail)
 		if err == nil && first() {
 			switch kw {
@@ -83,6 +83,8 @@ func (r *resolver) directive(kw string, args []string, src Source, active bool) 
 				h.IdentitiesOnly = b
 			case "exitonforwardfailure":
 				h.ExitOnForwardFailure = b
+			case "hashknownhosts":
+				h.HashKnownHosts = b
 			default:
 				r.clearForwards = b
 			}
@@ -227,10 +229,12 @@ func (r *resolver) forward(kw string, args []string, src Source, active bool, fa
 		list = &r.h.RemoteForwards
 	}
 	for _, old := range *list {
+		old.Source = Source{} // ssh keeps the first of two equal lines
 		if old == f {
 			return nil
 		}
 	}
+	f.Source = src
 	*list = append(*list, f)
 	return nil
 }

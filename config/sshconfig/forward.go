@@ -21,6 +21,8 @@ type Forward struct {
 	ConnectPort   int
 	ConnectPath   string
 	Dynamic       bool // a SOCKS forward: no connect side
+
+	Source Source // the RemoteForward/LocalForward line; zero for ssh -R/-L
 }
 
 // String writes the forward as ssh -G prints it.

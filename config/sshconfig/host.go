@@ -17,6 +17,7 @@ type Host struct {
 	GlobalKnownHostsFiles []string
 	HostKeyAlias          string
 	StrictHostKeyChecking string // as ssh -G prints it: true, false, ask or accept-new
+	HashKnownHosts        bool   // names ssh adds to known_hosts (accept-new) are hashed
 
 	// ProxyJump as written ("" when none); Jumps is the resolved chain,
 	// first dialed first, each hop resolved as an alias of its own.

@@ -15,7 +15,7 @@ var ignored = map[string]bool{
 	"connectionattempts": true, "controlmaster": true, "controlpath": true, "controlpersist": true,
 	"enableescapecommandline": true, "enablesshkeysign": true, "escapechar": true, "fingerprinthash": true,
 	"forkafterauthentication": true, "forwardagent": true, "forwardx11": true, "forwardx11timeout": true,
-	"forwardx11trusted": true, "gatewayports": true, "hashknownhosts": true, "hostbasedacceptedalgorithms": true,
+	"forwardx11trusted": true, "gatewayports": true, "hostbasedacceptedalgorithms": true,
 	"hostbasedauthentication": true, "hostbasedkeytypes": true, "ipqos": true, "kbdinteractiveauthentication": true,
 	"kbdinteractivedevices": true, "localcommand": true, "loglevel": true, "logverbose": true,
 	"nohostauthenticationforlocalhost": true, "numberofpasswordprompts": true, "obscurekeystroketiming": true,

@@ -113,6 +113,7 @@ func asSSHG(t *testing.T, h *Host) map[string][]string {
 		"user":                  {h.User},
 		"identitiesonly":        yesno(h.IdentitiesOnly),
 		"exitonforwardfailure":  yesno(h.ExitOnForwardFailure),
+		"hashknownhosts":        yesno(h.HashKnownHosts),
 		"userknownhostsfile":    {strings.Join(h.UserKnownHostsFiles, " ")},
 		"globalknownhostsfile":  {strings.Join(h.GlobalKnownHostsFiles, " ")},
 		"stricthostkeychecking": {h.StrictHostKeyChecking},

@@ -285,22 +285,6 @@ func entries(d *daemontest.Daemon, from int, msg string) []daemontest.Entry {
 	return out
 }
 
-// isRetry matches every scheduled retry: the failure log says the first of
-// an outage at warn level and repeats of the same cause at debug level
-// (cmd/rtunnel/failurelog.go), each with its retry_in.
-func isRetry(e daemontest.Entry) bool { return e.Str("retry_in") != "" }
-
-// retries are the retries logged after index from.
-func retries(d *daemontest.Daemon, from int) []daemontest.Entry {
-	var out []daemontest.Entry
-	for _, e := range d.Entries(from) {
-		if isRetry(e) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // killSessions kills the hub's per-connection sshd processes (the listener
 // stays): the tunnel's session ends at once, as when the hub drops it.
 func (l *lab) killSessions(t *testing.T) {

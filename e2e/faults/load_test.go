@@ -146,7 +146,7 @@ func integrity(t *testing.T, size int64) {
 	}
 	figure(t, fmt.Sprintf("integrity %d MiB each way: sha256 equal, took", size>>20), took.Round(time.Millisecond))
 	figure(t, "integrity: longest gap without progress", worstGap.Round(time.Millisecond))
-	if n := len(entries(d, from, "tunnel down; will retry")); n != 0 {
+	if n := len(d.Retries(from)); n != 0 {
 		t.Errorf("the tunnel went down %d times during the transfer", n)
 	}
 }
@@ -252,7 +252,7 @@ func TestThousandConnections(t *testing.T) {
 	if c := completed.Load(); c < n*9/10 {
 		t.Errorf("only %d of %d connections completed", c, n)
 	}
-	if downs := entries(d, from, "tunnel down; will retry"); len(downs) != 0 {
+	if downs := d.Retries(from); len(downs) != 0 {
 		t.Errorf("the tunnel went down %d times under load: %s", len(downs), downs[0].Str("err"))
 	}
 }

@@ -63,11 +63,12 @@ func TestJumpChainFailures(t *testing.T) {
 			"  ok    connect "+vpnHop+": TCP connection to "+a.ip("vpn")+":22\n",
 			"  ok    host key "+vpnHop+": ssh-ed25519 ",
 			"under the name "+a.ip("vpn")+"\n",
-			"  ok    auth "+vpnHop+": key "+a.remoteKey.Fingerprint+" accepted for user root\n",
+			"  ok    auth "+vpnHop+": key "+a.remoteKey.Fingerprint+" (",
+			") accepted for user root\n",
 			"  ok    connect "+server+": direct-tcpip channel to localhost:2210 through "+vpnHop+"\n",
 			"  ok    host key "+server+": ssh-ed25519 ",
 			"under the name [localhost]:2210\n",
-			"  ok    auth "+server+": key "+a.remoteKey.Fingerprint+" accepted for user root\n",
+			"  ok    auth "+server+": key "+a.remoteKey.Fingerprint+" (",
 			"  ok    forward localhost:2220: "+server+" allowed it (requested, then cancelled)\n",
 			"  ok    local target localhost:22: accepts TCP connections",
 			"connect: all 8 steps passed\n")
@@ -90,9 +91,9 @@ func TestJumpChainFailures(t *testing.T) {
 		}
 		wantAll(t, out,
 			"matches "+hopKH+" under the name "+a.ip("vpn")+"\n",
-			"  ok    auth "+vpnHop+": key "+hopKey.Fingerprint+" accepted",
+			"  ok    auth "+vpnHop+": key "+hopKey.Fingerprint+" ("+hopKey.Private+") accepted",
 			"matches "+serverKH+" under the name [localhost]:2210\n",
-			"  ok    auth "+server+": key "+a.remoteKey.Fingerprint+" accepted",
+			"  ok    auth "+server+": key "+a.remoteKey.Fingerprint+" ("+a.remoteKey.Private+") accepted",
 			"connect: all 8 steps passed\n")
 	})
 
@@ -105,8 +106,8 @@ func TestJumpChainFailures(t *testing.T) {
 			t.Errorf("exit %d, want 1", code)
 		}
 		wantAll(t, out,
-			"  FAIL  auth "+vpnHop+": "+a.ip("vpn")+":22 refused the key "+a.remoteKey.Fingerprint,
-			"fix: compare "+a.remoteKey.Fingerprint+" with `ssh-keygen -l -f ~root/.ssh/authorized_keys` on "+a.ip("vpn"))
+			"  FAIL  auth "+vpnHop+": "+a.ip("vpn")+":22 refused key "+a.remoteKey.Fingerprint+" (",
+			"fix: compare the fingerprints with `ssh-keygen -l -f ~root/.ssh/authorized_keys` on "+a.ip("vpn"))
 		if strings.Contains(out, "connect "+server) {
 			t.Errorf("went on past a failed hop")
 		}
@@ -135,7 +136,7 @@ func TestJumpChainFailures(t *testing.T) {
 		wantAll(t, out,
 			"  ok    auth "+server,
 			"  FAIL  forward localhost:2220: "+server+" refused tcpip-forward localhost:2220; port forwarding itself is on for this key",
-			"fix: port held by an older session or not allowed by permitlisten")
+			"fix: the hub refused the port: it is held, or permitlisten does not allow it")
 	})
 
 	t.Run("permitlisten without port-forwarding on the server", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,6 +111,15 @@ func Start(t testing.TB, args []string, env ...string) *Daemon {
 	return start(t, exec.Command(Binary(t), args...), args, env)
 }
 
+// StartCommand is Start for a binary the test did not build: argv is the
+// command line in front of args, e.g. a release binary, or
+// {"qemu-aarch64-static", bin} to run a foreign one under emulation
+// (qemu-user runs it in the same process, so PID and signals are its own).
+func StartCommand(t testing.TB, argv, args []string, env ...string) *Daemon {
+	t.Helper()
+	return start(t, exec.Command(argv[0], append(argv[1:len(argv):len(argv)], args...)...), args, env)
+}
+
 // StartInNetns is Start inside a network namespace (ip netns exec execs the
 // binary, so the PID and signals are rtunnel's own).
 func StartInNetns(t testing.TB, ns string, args []string, env ...string) *Daemon {
@@ -121,6 +131,17 @@ func start(t testing.TB, cmd *exec.Cmd, args []string, env []string) *Daemon {
 	t.Helper()
 	d := &Daemon{t: t, Args: args, changed: make(chan struct{}), done: make(chan struct{})}
 	d.cmd = cmd
+	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "RUNTIME_DIRECTORY=") }) {
+		// As systemd's RuntimeDirectory= would: each daemon gets its own
+		// control socket directory, so parallel tests never share
+		// /run/rtunnel. Short, for the 108-byte socket path limit.
+		dir, err := os.MkdirTemp("", "rtunnel-run-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		env = append(env, "RUNTIME_DIRECTORY="+dir)
+	}
 	// A -race binary sleeps 1 s at exit by default; exit timing is tested.
 	d.cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
 	stderr, err := d.cmd.StderrPipe()

@@ -126,7 +126,7 @@ func checkSSH(t *testing.T, c *container, port int) {
 }
 
 var (
-	downRetry      = regexp.MustCompile(`^0/1 tunnels up; hub: down \(.+\), retry in [0-9]+s$`)
+	downRetry      = regexp.MustCompile(`^0/1 tunnels up; hub: down \(.+\), retry at [0-9]{2}:[0-9]{2}:[0-9]{2}$`) // refreshed on change only, so a clock time, not a countdown
 	downConnecting = regexp.MustCompile(`^0/1 tunnels up; hub: down \(.+\), connecting$`)
 )
 
