@@ -19,6 +19,10 @@ func TestHubInUse(t *testing.T) {
 	if st := h.Snapshot()[0]; st.Hub != "vpn2:22" {
 		t.Errorf("status hub %q, want vpn2:22", st.Hub)
 	}
+	// The metrics show it to anyone: so does the public report.
+	if st := h.PublicReport().Tunnels[0]; st.Hub != "vpn2:22" {
+		t.Errorf("public report hub %q, want vpn2:22", st.Hub)
+	}
 	h.RemoveTunnel("remote")
 	for _, smp := range scrape(t, srv) {
 		if smp.name == "rtunnel_hub_in_use" {

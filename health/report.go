@@ -30,6 +30,7 @@ func (h *Health) PublicReport() Report {
 			Since:     t.Since,
 			NextRetry: t.NextRetry,
 			Attempt:   t.Attempt,
+			Hub:       t.Hub, // as public as rtunnel_hub_in_use
 			Forwards:  t.Forwards,
 		}
 	}
