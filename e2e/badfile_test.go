@@ -162,15 +162,15 @@ func blockedInFIFOOpen(t *testing.T, r *run) {
 }
 
 // SIGTERM and SIGINT end check and up at once while they read their files,
-// even when a read blocks for good: here a certificate that is a FIFO no one
+// even when a read blocks for good: here an ssh_config that is a FIFO no one
 // writes. Before the fix up caught SIGTERM first and then never looked.
-// (identity and known_hosts are refused unread when they are not regular
-// files, so neither can block; the certificate is opened as it is.)
+// (identity, certificate and known_hosts are refused unread when they are
+// not regular files, so none can block; the ssh_config is opened as it is.)
 func TestSignalEndsALoadThatBlocks(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cert := filepath.Join(dir, "id-cert.pub")
-	if err := syscall.Mkfifo(cert, 0o600); err != nil {
+	sshConfig := filepath.Join(dir, "ssh_config")
+	if err := syscall.Mkfifo(sshConfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	kh := filepath.Join(dir, "known_hosts")
@@ -178,14 +178,14 @@ func TestSignalEndsALoadThatBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "rtunnel.yaml")
-	data := fmt.Sprintf(`tunnels:
+	data := fmt.Sprintf(`ssh_config: %s
+tunnels:
   - name: a
-    server: u@127.0.0.1:9
+    server: hub
     identity: %s
-    certificate: %s
     known_hosts: %s
     forwards: [{remote: "localhost:2220", local: "localhost:22"}]
-`, filepath.Join(dir, "no-such-key"), cert, kh)
+`, sshConfig, filepath.Join(dir, "no-such-key"), kh)
 	if err := os.WriteFile(cfg, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}

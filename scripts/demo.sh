@@ -98,9 +98,12 @@ tunnels:
 CFG
 say "4. rtunnel check, then rtunnel up"
 "$rtunnel" check --config "$dir/rtunnel.yaml"
-"$rtunnel" up --config "$dir/rtunnel.yaml" 2>"$dir/rtunnel.log" &
+# Under systemd the unit's RuntimeDirectory= gives the control socket a home;
+# by hand, the demo's own directory does.
+mkdir -m 0750 "$dir/run"
+RUNTIME_DIRECTORY="$dir/run" "$rtunnel" up --config "$dir/rtunnel.yaml" 2>"$dir/rtunnel.log" &
 rt=$!
-pids+=($rt)
+pids+=("$rt")
 for _ in $(seq 1 100); do
 	grep -q 'forward up' "$dir/rtunnel.log" && break
 	kill -0 $rt 2>/dev/null || break
@@ -117,6 +120,8 @@ out=$(ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i "$dir/id_master
 	'echo "hello from $(hostname), sshd pid $PPID, connection $SSH_CONNECTION"')
 echo "$out"
 echo "remote sshd saw: $(grep -m1 'Accepted publickey' "$dir/remote/sshd.log" || true)"
+echo "rtunnel status (through its control socket):"
+"$rtunnel" status --socket "$dir/run/control.sock"
 
 say "6. SIGTERM rtunnel: it cancels the forward and exits 0"
 kill -TERM $rt

@@ -13,6 +13,18 @@ import (
 // file certificate: names). A file that is not one is a KeyFileError: it
 // stays wrong until someone fixes it.
 func loadCertificate(path string) (*ssh.Certificate, error) {
+	// Like the key and known_hosts: stat first, so that a FIFO is refused
+	// instead of blocking the read, and a file others may rewrite is refused.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, &KeyFileError{Path: path, Fault: FileUnreadable, Msg: fmt.Sprintf("certificate cannot be read: %v", unwrapPathErr(err))}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &KeyFileError{Path: path, Fault: FileUnusable, Msg: "certificate is not a regular file"}
+	}
+	if msg := unsafeFile(path, fi, false); msg != "" {
+		return nil, &KeyFileError{Path: path, Fault: FileUnsafe, Msg: msg}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &KeyFileError{Path: path, Fault: FileUnreadable, Msg: fmt.Sprintf("certificate cannot be read: %v", unwrapPathErr(err))}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rtunnel/rtunnel/internal/sshdtest"
@@ -142,6 +143,17 @@ func TestCertificateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := writeLines(t, filepath.Join(dir, "cut-cert.pub"), string(good[:len(good)/2]))
+	// A FIFO must be refused unread (a read would block for good), and a
+	// certificate others may rewrite is refused as known_hosts is.
+	fifo := filepath.Join(dir, "fifo-cert.pub")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writable := filepath.Join(dir, "writable-cert.pub")
+	writeFile(t, writable, string(good), 0o600)
+	if err := os.Chmod(writable, 0o666); err != nil { // past the umask
+		t.Fatal(err)
+	}
 
 	for _, c := range []struct {
 		name      string
@@ -154,6 +166,8 @@ func TestCertificateFiles(t *testing.T) {
 		{"a plain public key", other.Public, true, false, "holds a plain ssh-ed25519 public key, not a certificate"},
 		{"cut short", cut, false, true, "is not an OpenSSH certificate"},
 		{"missing", filepath.Join(dir, "absent-cert.pub"), false, true, "certificate cannot be read: no such file or directory"},
+		{"a FIFO", fifo, true, false, "certificate is not a regular file"},
+		{"writable by others", writable, true, false, "chmod go-w"},
 	} {
 		_, err := loadCredentials(context.Background(), &Endpoint{Identities: []string{key.Private}, Certificate: c.cert})
 		if err == nil || Permanent(err) != c.permanent || Slow(err) != c.slow || !strings.Contains(err.Error(), c.want) {
