@@ -36,6 +36,9 @@ func TestRefusedPortLoggedOnceNotPerAttempt(t *testing.T) {
 	addr := withMetrics(t, cfg)
 	dead := sshdtest.FreePort(t)
 	text := strings.Replace(mustRead(t, cfg), "server: root@127.0.0.1:"+strconv.Itoa(w.hub.Port), "server: root@127.0.0.1:"+strconv.Itoa(dead), 1)
+	// A short backoff.max: the window must hold many attempts (a refused
+	// connect doubles from 0.5 s; to the world's 2 s it would hold about 6).
+	text = strings.Replace(text, "backoff: {initial: 200ms, max: 2s,", "backoff: {initial: 100ms, max: 300ms,", 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

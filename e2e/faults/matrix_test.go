@@ -429,7 +429,9 @@ func TestKeyRemovedThenRestored(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labOpts{})
 	tg := l.serveRemote(t, echo)
-	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}})
+	// backoff.max 1s: the row measures that a refused key keeps being
+	// retried and connects once restored, not the default 60 s schedule.
+	d := l.up(t, tun{forwards: [][2]string{{"localhost:2220", tg.Addr()}}, backoff: "{initial: 250ms, max: 1s}"})
 	d.WaitMsg(0, 20*time.Second, "forward up")
 	from := d.Mark()
 	l.sshd.SetAuthorizedKeys(t, nil)
