@@ -110,6 +110,12 @@ func waitForwardUp(t *testing.T, d *daemontest.Daemon, from int, timeout time.Du
 // would: ssh -p tunnelPort root@localhost.
 func (w *direct) masterSSH(ctx context.Context, stdin io.Reader, command string) ([]byte, error) {
 	cmd := sshdtest.SSHCommand(ctx, w.masterKey, w.masterKH, "-p", strconv.Itoa(w.tunnelPort), "root@localhost", command)
+	// 64 MiB through stdout into a bytes.Buffer under -race on a busy
+	// machine: ssh has exited 0 and the copy can still be draining after
+	// SSHCommand's 2 s (seen as "WaitDelay expired before I/O complete").
+	// The caller's ctx still bounds the whole command; the bytes are
+	// checked by sha256.
+	cmd.WaitDelay = 20 * time.Second
 	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
