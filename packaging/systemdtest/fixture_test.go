@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -142,7 +143,15 @@ chmod 600 hub_host_ed25519 target_host_ed25519 impostor_host_ed25519 op_key
 chown rtunnel:rtunnel /etc/rtunnel/id_ed25519 && chmod 600 /etc/rtunnel/id_ed25519
 install -m 0640 -o root -g rtunnel known_hosts /etc/rtunnel/known_hosts
 systemctl daemon-reload
-systemctl start rt-hub rt-target`)
+systemctl start rt-hub rt-target
+# The units are Type=simple: start returns before sshd listens. Wait (10 s at
+# most) so that a step that silences the hub finds it listening.
+for _ in $(seq 100); do
+	ss -Hltn "sport = :`+strconv.Itoa(hubPort)+`" | grep -q . && ss -Hltn "sport = :`+strconv.Itoa(targetPort)+`" | grep -q . && exit 0
+	sleep 0.1
+done
+echo "the hub or target sshd does not listen after 10 s" >&2
+exit 1`)
 }
 
 // tunnelSpec is one entry of a generated rtunnel config.
