@@ -159,11 +159,26 @@ func (s *session) request(ctx context.Context, f *fwdState) (bool, error) {
 	return true, nil
 }
 
-// retryForward re-requests a refused forward every ForwardRetry for
-// ForwardRetryFor (the port is usually held by our own dead session until
-// the server notices), then with doubling waits up to ForwardRetryMax.
+// retryForward re-requests a refused forward on the retry schedule (the
+// port is usually held by our own dead session until the server notices).
 func (s *session) retryForward(f *fwdState) {
 	defer s.wg.Done()
+	s.retryOnSchedule(func() bool {
+		ok, err := s.request(s.ctx, f)
+		return err != nil || ok
+	}, func(attempt int, wait time.Duration, slowed bool) {
+		if slowed {
+			s.t.log.Warn("forward still refused after the fast-retry window; backing off", "forward", f.label, "attempt", attempt, "retry_in", wait)
+		}
+		s.t.log.Debug("forward refused again", "forward", f.label, "attempt", attempt, "retry_in", wait)
+	})
+}
+
+// retryOnSchedule calls done every ForwardRetry for ForwardRetryFor, then
+// with doubling waits up to ForwardRetryMax, until it returns true or the
+// session dies or stops. again is told of each wait after a failed try;
+// slowed is true the first time the wait grows past ForwardRetry.
+func (s *session) retryOnSchedule(done func() bool, again func(attempt int, wait time.Duration, slowed bool)) {
 	cfg := s.t.cfg
 	start := time.Now()
 	wait := cfg.ForwardRetry
@@ -178,21 +193,15 @@ func (s *session) retryForward(f *fwdState) {
 		s.mu.Lock()
 		stopping := s.stopping
 		s.mu.Unlock()
-		if stopping {
+		if stopping || done() {
 			return
 		}
-		ok, err := s.request(s.ctx, f)
-		if err != nil || ok {
-			return
-		}
+		slowed := false
 		if time.Since(start) >= cfg.ForwardRetryFor {
-			slow := wait == cfg.ForwardRetry
+			slowed = wait == cfg.ForwardRetry
 			wait = min(wait*2, cfg.ForwardRetryMax)
-			if slow {
-				s.t.log.Warn("forward still refused after the fast-retry window; backing off", "forward", f.label, "attempt", attempt, "retry_in", wait)
-			}
 		}
-		s.t.log.Debug("forward refused again", "forward", f.label, "attempt", attempt, "retry_in", wait)
+		again(attempt, wait, slowed)
 		timer.Reset(wait)
 	}
 }

@@ -100,38 +100,17 @@ func (s *session) bindLocal(l *localState) error {
 	return nil
 }
 
-// retryLocal binds a local forward again every ForwardRetry for
-// ForwardRetryFor, then with doubling waits up to ForwardRetryMax, as
-// retryForward does for a refused remote forward.
+// retryLocal binds a local forward again on the retry schedule, as
+// retryForward requests a refused remote forward again.
 func (s *session) retryLocal(l *localState) {
 	defer s.wg.Done()
-	cfg := s.t.cfg
-	start := time.Now()
-	wait := cfg.ForwardRetry
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for attempt := 2; ; attempt++ {
-		select {
-		case <-s.dead:
-			return
-		case <-timer.C:
-		}
-		s.mu.Lock()
-		stopping := s.stopping
-		s.mu.Unlock()
-		if stopping {
-			return
-		}
-		err := s.bindLocal(l)
-		if err == nil {
-			return
-		}
-		if time.Since(start) >= cfg.ForwardRetryFor {
-			wait = min(wait*2, cfg.ForwardRetryMax)
-		}
+	var err error
+	s.retryOnSchedule(func() bool {
+		err = s.bindLocal(l)
+		return err == nil
+	}, func(attempt int, wait time.Duration, _ bool) {
 		s.t.log.Debug("local forward still cannot listen", "forward", l.label, "attempt", attempt, "err", err, "retry_in", wait)
-		timer.Reset(wait)
-	}
+	})
 }
 
 // closeLocals stops every local forward's listener: no new connections
