@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // shutdownTimeout bounds how long a server waits for in-flight requests on exit.
@@ -25,11 +23,7 @@ const shutdownTimeout = 2 * time.Second
 // (see hostGuard).
 func (h *Health) Handler(addr net.Addr) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{
-		Registry:      h.reg, // counts failed scrapes in promhttp_metric_handler_errors_total
-		ErrorHandling: promhttp.ContinueOnError,
-		// No Timeout: it would gather in a goroutine that outlives Shutdown.
-	}))
+	mux.Handle("GET /metrics", h.reg)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

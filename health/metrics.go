@@ -6,10 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Connect results and rejection reasons the tunnel package reports. Any other
@@ -31,128 +27,112 @@ var keepaliveBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5,
 
 // metrics holds every rtunnel_* vector registered on the Health registry.
 type metrics struct {
-	tunnelUp        *prometheus.GaugeVec
-	hubInUse        *prometheus.GaugeVec
-	connectedSince  *prometheus.GaugeVec
-	connectAttempts *prometheus.CounterVec
-	reconnects      *prometheus.CounterVec
-	backoff         *prometheus.GaugeVec
-	nextRetry       *prometheus.GaugeVec
-	keepaliveRTT    *prometheus.HistogramVec
-	keepaliveMissed *prometheus.CounterVec
+	tunnelUp        *family[gauge]
+	hubInUse        *family[gauge]
+	connectedSince  *family[gauge]
+	connectAttempts *family[counter]
+	reconnects      *family[counter]
+	backoff         *family[gauge]
+	nextRetry       *family[gauge]
+	keepaliveRTT    *family[histogram]
+	keepaliveMissed *family[counter]
 
-	forwardUp        *prometheus.GaugeVec
-	forwardAllocated *prometheus.GaugeVec
-	forwardRefused   *prometheus.CounterVec
-	connsTotal       *prometheus.CounterVec
-	connsActive      *prometheus.GaugeVec
-	connsRejected    *prometheus.CounterVec
-	bytes            *prometheus.CounterVec
+	forwardUp        *family[gauge]
+	forwardAllocated *family[gauge]
+	forwardRefused   *family[counter]
+	connsTotal       *family[counter]
+	connsActive      *family[gauge]
+	connsRejected    *family[counter]
+	bytes            *family[counter]
 
-	tunnelStopped *prometheus.GaugeVec
+	tunnelStopped *family[gauge]
 
-	reloadSuccessful  prometheus.Gauge
-	reloadSuccessTime prometheus.Gauge
+	reloadSuccessful  *gauge
+	reloadSuccessTime *gauge
 }
 
-func newMetrics(reg prometheus.Registerer, version string) *metrics {
-	f := promauto.With(reg)
+func newMetrics(reg *registry, version string) *metrics {
 	t := []string{"tunnel"}
 	tf := []string{"tunnel", "forward"}
 
-	f.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "rtunnel_build_info",
-		Help: "Always 1; labels carry the rtunnel version and the Go version it was built with.",
-	}, []string{"version", "goversion"}).WithLabelValues(version, runtime.Version()).Set(1)
+	register(reg, newGaugeFamily("rtunnel_build_info",
+		"Always 1; labels carry the rtunnel version and the Go version it was built with.",
+		"version", "goversion")).WithLabelValues(version, runtime.Version()).Set(1)
 
 	return &metrics{
-		hubInUse: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_hub_in_use",
-			Help: "1 for the hub a tunnel with a list of hubs (failover) holds its session on, 0 for the others.",
-		}, []string{"tunnel", "hub"}),
-		tunnelUp: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_tunnel_up",
-			Help: "1 while the tunnel's SSH session is established, else 0.",
-		}, t),
-		connectedSince: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_connected_since_seconds",
-			Help: "Unix time the current SSH session was established; 0 while down.",
-		}, t),
-		connectAttempts: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtunnel_connect_attempts_total",
-			Help: "Connection attempts by outcome (ok, dial, handshake, hostkey, auth, forward_refused, timeout, closed, other).",
-		}, []string{"tunnel", "result"}),
-		reconnects: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtunnel_reconnects_total",
-			Help: "Times the reconnect loop scheduled another attempt after a failure or disconnect.",
-		}, t),
-		backoff: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_backoff_seconds",
-			Help: "Wait before the next reconnect attempt, as last scheduled; 0 once connected.",
-		}, t),
-		nextRetry: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_next_retry_timestamp_seconds",
-			Help: "Unix time of the next scheduled reconnect attempt; 0 when none is pending.",
-		}, t),
-		keepaliveRTT: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "rtunnel_keepalive_rtt_seconds",
-			Help:    "Round-trip time of answered SSH keepalive requests.",
-			Buckets: keepaliveBuckets,
-		}, t),
-		keepaliveMissed: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtunnel_keepalive_missed_total",
-			Help: "SSH keepalive requests that got no reply in time.",
-		}, t),
+		hubInUse: register(reg, newGaugeFamily("rtunnel_hub_in_use",
+			"1 for the hub a tunnel with a list of hubs (failover) holds its session on, 0 for the others.",
+			"tunnel", "hub")),
+		tunnelUp: register(reg, newGaugeFamily("rtunnel_tunnel_up",
+			"1 while the tunnel's SSH session is established, else 0.",
+			t...)),
+		connectedSince: register(reg, newGaugeFamily("rtunnel_connected_since_seconds",
+			"Unix time the current SSH session was established; 0 while down.",
+			t...)),
+		connectAttempts: register(reg, newCounterFamily("rtunnel_connect_attempts_total",
+			"Connection attempts by outcome (ok, dial, handshake, hostkey, auth, forward_refused, timeout, closed, other).",
+			"tunnel", "result")),
+		reconnects: register(reg, newCounterFamily("rtunnel_reconnects_total",
+			"Times the reconnect loop scheduled another attempt after a failure or disconnect.",
+			t...)),
+		backoff: register(reg, newGaugeFamily("rtunnel_backoff_seconds",
+			"Wait before the next reconnect attempt, as last scheduled; 0 once connected.",
+			t...)),
+		nextRetry: register(reg, newGaugeFamily("rtunnel_next_retry_timestamp_seconds",
+			"Unix time of the next scheduled reconnect attempt; 0 when none is pending.",
+			t...)),
+		keepaliveRTT: register(reg, newHistogramFamily("rtunnel_keepalive_rtt_seconds",
+			"Round-trip time of answered SSH keepalive requests.",
+			keepaliveBuckets, t...)),
+		keepaliveMissed: register(reg, newCounterFamily("rtunnel_keepalive_missed_total",
+			"SSH keepalive requests that got no reply in time.",
+			t...)),
 
-		forwardUp: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_forward_up",
-			Help: "1 while the server accepted the remote forward, else 0.",
-		}, tf),
-		forwardAllocated: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_forward_allocated_port",
-			Help: "The port the server bound for a forward that asked for port 0 (remote: host:0) while it is up, else 0.",
-		}, tf),
-		forwardRefused: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtunnel_forward_refused_total",
-			Help: "Remote forward requests the server refused (port held by a stale session, or permitlisten mismatch).",
-		}, tf),
-		connsTotal: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtunnel_connections_total",
-			Help: "Connections forwarded through the tunnel.",
-		}, tf),
-		connsActive: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_connections_active",
-			Help: "Connections currently open through the forward.",
-		}, tf),
-		connsRejected: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtunnel_connections_rejected_total",
-			Help: "Forwarded connections refused locally, by reason (max_connections, local_dial, target_refused, unknown_forward, other).",
-		}, []string{"tunnel", "forward", "reason"}),
-		bytes: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtunnel_bytes_total",
-			Help: "Bytes copied through the forward; direction in is from the remote side toward the local service, out is back.",
-		}, []string{"tunnel", "forward", "direction"}),
+		forwardUp: register(reg, newGaugeFamily("rtunnel_forward_up",
+			"1 while the server accepted the remote forward, else 0.",
+			tf...)),
+		forwardAllocated: register(reg, newGaugeFamily("rtunnel_forward_allocated_port",
+			"The port the server bound for a forward that asked for port 0 (remote: host:0) while it is up, else 0.",
+			tf...)),
+		forwardRefused: register(reg, newCounterFamily("rtunnel_forward_refused_total",
+			"Remote forward requests the server refused (port held by a stale session, or permitlisten mismatch).",
+			tf...)),
+		connsTotal: register(reg, newCounterFamily("rtunnel_connections_total",
+			"Connections forwarded through the tunnel.",
+			tf...)),
+		connsActive: register(reg, newGaugeFamily("rtunnel_connections_active",
+			"Connections currently open through the forward.",
+			tf...)),
+		connsRejected: register(reg, newCounterFamily("rtunnel_connections_rejected_total",
+			"Forwarded connections refused locally, by reason (max_connections, local_dial, target_refused, unknown_forward, other).",
+			"tunnel", "forward", "reason")),
+		bytes: register(reg, newCounterFamily("rtunnel_bytes_total",
+			"Bytes copied through the forward; direction in is from the remote side toward the local service, out is back.",
+			"tunnel", "forward", "direction")),
 
-		tunnelStopped: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtunnel_tunnel_stopped",
-			Help: "1 while the tunnel is stopped for good (a problem with its key, known_hosts or host key that needs an operator; a reload or restart retries it), else 0.",
-		}, t),
+		tunnelStopped: register(reg, newGaugeFamily("rtunnel_tunnel_stopped",
+			"1 while the tunnel is stopped for good (a problem with its key, known_hosts or host key that needs an operator; a reload or restart retries it), else 0.",
+			t...)),
 
-		reloadSuccessful: f.NewGauge(prometheus.GaugeOpts{
-			Name: "rtunnel_config_last_reload_successful",
-			Help: "1 if the last config load (start or SIGHUP) was applied, 0 if it was refused and the previous config stays in force.",
-		}),
-		reloadSuccessTime: f.NewGauge(prometheus.GaugeOpts{
-			Name: "rtunnel_config_last_reload_success_timestamp_seconds",
-			Help: "Unix time of the last config load (start or SIGHUP) that was applied.",
-		}),
+		reloadSuccessful: register(reg, newGaugeFamily("rtunnel_config_last_reload_successful",
+			"1 if the last config load (start or SIGHUP) was applied, 0 if it was refused and the previous config stays in force.",
+		)).WithLabelValues(),
+		reloadSuccessTime: register(reg, newGaugeFamily("rtunnel_config_last_reload_success_timestamp_seconds",
+			"Unix time of the last config load (start or SIGHUP) that was applied.",
+		)).WithLabelValues(),
 	}
+}
+
+// register adds f to reg and returns it.
+func register[M any](reg *registry, f *family[M]) *family[M] {
+	reg.add(f)
+	return f
 }
 
 // Health collects tunnel metrics and state. The zero value is not usable;
 // create one with New. All methods are safe for concurrent use.
 type Health struct {
-	reg *prometheus.Registry
+	reg *registry
 	m   *metrics
 	now func() time.Time // injected in tests
 
@@ -176,11 +156,8 @@ type forwardKey struct{ tunnel, forward string }
 // New returns a Health with its own registry holding the Go and process
 // collectors and rtunnel_build_info{version,goversion} = 1.
 func New(version string) *Health {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := &registry{}
+	reg.add(runtimeSeries()...)
 	h := &Health{reg: reg, m: newMetrics(reg, version), now: time.Now, changes: make(chan struct{}, 1)}
 	h.idx.Store(&index{
 		tunnels:  map[string]*tunnelEntry{},
@@ -249,9 +226,9 @@ func (h *Health) RemoveTunnel(name string) {
 	}
 	h.idx.Store(next)
 
-	sel := prometheus.Labels{"tunnel": name}
+	sel := map[string]string{"tunnel": name}
 	m := h.m
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+	for _, v := range []interface{ DeletePartialMatch(map[string]string) int }{
 		m.tunnelUp, m.hubInUse, m.connectedSince, m.connectAttempts, m.reconnects, m.backoff,
 		m.nextRetry, m.keepaliveRTT, m.keepaliveMissed, m.forwardUp, m.forwardAllocated, m.forwardRefused,
 		m.connsTotal, m.connsActive, m.connsRejected, m.bytes, m.tunnelStopped,
@@ -262,9 +239,9 @@ func (h *Health) RemoveTunnel(name string) {
 }
 
 func (h *Health) deleteForwardSeries(tunnel, forward string) {
-	sel := prometheus.Labels{"tunnel": tunnel, "forward": forward}
+	sel := map[string]string{"tunnel": tunnel, "forward": forward}
 	m := h.m
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+	for _, v := range []interface{ DeletePartialMatch(map[string]string) int }{
 		m.forwardUp, m.forwardAllocated, m.forwardRefused, m.connsTotal, m.connsActive, m.connsRejected, m.bytes,
 	} {
 		v.DeletePartialMatch(sel)
@@ -297,11 +274,11 @@ func (h *Health) forward(tunnel, forward string) *forwardEntry {
 type tunnelEntry struct {
 	name string
 
-	up, connectedSince, backoff, nextRetry prometheus.Gauge
-	stopped                                prometheus.Gauge
-	reconnects, keepaliveMissed            prometheus.Counter
-	keepaliveRTT                           prometheus.Observer
-	attempts                               map[string]prometheus.Counter // by result; read-only after creation
+	up, connectedSince, backoff, nextRetry *gauge
+	stopped                                *gauge
+	reconnects, keepaliveMissed            *counter
+	keepaliveRTT                           *histogram
+	attempts                               map[string]*counter // by result; read-only after creation
 
 	forwards atomic.Pointer[forwardList]
 
@@ -329,7 +306,7 @@ func (h *Health) newTunnelEntry(name string) *tunnelEntry {
 		reconnects:      m.reconnects.WithLabelValues(name),
 		keepaliveMissed: m.keepaliveMissed.WithLabelValues(name),
 		keepaliveRTT:    m.keepaliveRTT.WithLabelValues(name),
-		attempts:        make(map[string]prometheus.Counter, len(connectResults)),
+		attempts:        make(map[string]*counter, len(connectResults)),
 		state:           StateConnecting,
 		since:           h.now(),
 	}
@@ -345,10 +322,10 @@ func (h *Health) newTunnelEntry(name string) *tunnelEntry {
 type forwardEntry struct {
 	name string
 
-	upGauge, activeGauge, allocGauge   prometheus.Gauge
-	refusedCounter, connsCounter       prometheus.Counter
-	bytesInCounter, bytesOutCounter    prometheus.Counter
-	rejected                           map[string]prometheus.Counter // by reason; read-only after creation
+	upGauge, activeGauge, allocGauge   *gauge
+	refusedCounter, connsCounter       *counter
+	bytesInCounter, bytesOutCounter    *counter
+	rejected                           map[string]*counter // by reason; read-only after creation
 	up                                 atomic.Bool
 	refused, active, bytesIn, bytesOut atomic.Int64
 	allocated                          atomic.Int64 // the port-0 forward's port, 0 when none
@@ -365,7 +342,7 @@ func (h *Health) newForwardEntry(tunnel, name string) *forwardEntry {
 		connsCounter:    m.connsTotal.WithLabelValues(tunnel, name),
 		bytesInCounter:  m.bytes.WithLabelValues(tunnel, name, "in"),
 		bytesOutCounter: m.bytes.WithLabelValues(tunnel, name, "out"),
-		rejected:        make(map[string]prometheus.Counter, len(rejectReasons)),
+		rejected:        make(map[string]*counter, len(rejectReasons)),
 	}
 	for _, r := range rejectReasons {
 		f.rejected[r] = m.connsRejected.WithLabelValues(tunnel, name, r)
