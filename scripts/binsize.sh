@@ -24,8 +24,6 @@ function pkgof(name,   i, slash, rest, dot) {
 	return dot > 0 ? substr(name, 1, slash + dot - 1) : name
 }
 function group(p) {
-	if (p ~ /^google\.golang\.org\/protobuf/) return "protobuf (via client_golang)"
-	if (p ~ /^github\.com\/prometheus\// || p ~ /^github\.com\/(beorn7|cespare|munnerz)\//) return "client_golang, common, procfs"
 	if (p ~ /^net\/http/ || p ~ /^vendor\/golang\.org\/x\/net\/http/ || p ~ /^(mime|mime\/.*|net\/textproto|expvar)$/) return "net/http, textproto, mime"
 	if (p ~ /^crypto\/(tls|x509)/) return "crypto/tls, crypto/x509"
 	if (p ~ /^golang\.org\/x\/crypto\//) return "golang.org/x/crypto"
