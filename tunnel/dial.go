@@ -15,8 +15,9 @@ type hop struct {
 	ep     *Endpoint
 	conn   *heardConn
 	client *ssh.Client
-	reqs   <-chan *ssh.Request // the server's global requests; the session answers them
-	tcp    *net.TCPConn        // the socket, for the first hop
+	reqs   <-chan *ssh.Request   // the server's global requests; the session answers them
+	chans  <-chan ssh.NewChannel // the channels the server opens; the session serves them
+	tcp    *net.TCPConn          // the socket, for the first hop
 }
 
 // heardConn records when anything was last read from the server: the
@@ -180,11 +181,15 @@ func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *cr
 		return err
 	})
 	if err == nil && !timedOut {
-		// The session answers global requests itself (and logs odd ones);
-		// the client's own handler gets a closed channel and returns.
-		none := make(chan *ssh.Request)
-		close(none)
-		return &hop{ep: ep, conn: conn, client: ssh.NewClient(c, chans, none), reqs: reqs}, nil
+		// The session answers global requests and channel opens itself, on
+		// one goroutine per hop (incoming.go); the client's own handlers get
+		// closed channels and return at once instead of idling for the
+		// whole session.
+		noReqs := make(chan *ssh.Request)
+		close(noReqs)
+		noChans := make(chan ssh.NewChannel)
+		close(noChans)
+		return &hop{ep: ep, conn: conn, client: ssh.NewClient(c, noChans, noReqs), reqs: reqs, chans: chans}, nil
 	}
 	if c != nil {
 		c.Close()

@@ -221,13 +221,13 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		}
 		report(step("auth "+ep.String(), nil, fmt.Sprintf("%s accepted for user %s", accepted, ep.User)))
 		chain = append(chain, h)
-		// As a session does: every global request (hostkeys-00 after
-		// login, ClientAlive) gets a "no"; the loop ends when the
+		// Every global request (hostkeys-00 after login, ClientAlive)
+		// gets a "no" and every channel a refusal; the loop ends when the
 		// connection closes.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ssh.DiscardRequests(h.reqs)
+			discardIncoming(h)
 		}()
 	}
 	return chain

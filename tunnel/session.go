@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // Tunnel runs sessions of one configured tunnel.
@@ -163,68 +161,13 @@ func hopNames(chain []*hop) string {
 	return strings.Join(names, ",")
 }
 
-// watch starts the goroutines that notice a dead link and that serve or
-// reject channels the server opens.
+// watch starts, per hop, the goroutines that notice a dead link and that
+// serve or refuse what the server starts (incoming.go).
 func (s *session) watch() {
-	for i, h := range s.chain {
-		s.wg.Add(3)
+	for _, h := range s.chain {
+		s.wg.Add(2)
 		go s.keepalive(h)
-		go s.globalRequests(h)
-		go func() {
-			defer s.wg.Done()
-			err := h.client.Wait()
-			s.kill(&ClosedError{Hop: h.ep.String(), Err: err})
-		}()
-		// Only forwarded-tcpip and forwarded-streamlocal on the server, for
-		// forwards we asked for, are ever accepted; everything else is
-		// refused and logged.
-		unwanted := []string{"session", "direct-tcpip", "x11", "auth-agent@openssh.com"}
-		if i < len(s.chain)-1 {
-			unwanted = append(unwanted, "forwarded-tcpip", "forwarded-streamlocal@openssh.com")
-		} else {
-			chans := h.client.HandleChannelOpen("forwarded-tcpip")
-			sockets := h.client.HandleChannelOpen("forwarded-streamlocal@openssh.com")
-			s.wg.Add(2)
-			go s.accept(chans)
-			go s.acceptStreamLocal(sockets)
-		}
-		for _, typ := range unwanted {
-			chans := h.client.HandleChannelOpen(typ)
-			s.wg.Add(1)
-			go s.refuse(h, chans)
-		}
-	}
-}
-
-func (s *session) refuse(h *hop, chans <-chan ssh.NewChannel) {
-	defer s.wg.Done()
-	for nc := range chans {
-		nc.Reject(ssh.Prohibited, "rtunnel accepts no "+nc.ChannelType()+" channels")
-		s.warnLimited("unwanted-channel:"+nc.ChannelType(), "refused a channel the server opened: rtunnel only accepts forwarded-tcpip and forwarded-streamlocal for its own forwards",
-			"hop", h.ep.String(), "type", nc.ChannelType())
-	}
-}
-
-// globalRequests answers the hop's global requests. Keepalives (sshd's
-// ClientAlive: any reply counts) and OpenSSH's hostkeys-00 notice get a
-// quiet "no"; anything else is refused and logged, at most once a minute
-// (the type is the server's text, so it never becomes a map key).
-func (s *session) globalRequests(h *hop) {
-	defer s.wg.Done()
-	for r := range h.reqs {
-		if r.WantReply {
-			_ = r.Reply(false, nil)
-		}
-		switch r.Type {
-		case "keepalive@openssh.com", "hostkeys-00@openssh.com":
-			continue
-		}
-		typ := r.Type
-		if len(typ) > 64 {
-			typ = typ[:64] + "..."
-		}
-		s.warnLimited("global-request", "refused a global request from the server: rtunnel serves none",
-			"hop", h.ep.String(), "type", typ, "bytes", len(r.Payload))
+		go s.serveIncoming(h)
 	}
 }
 
