@@ -1,0 +1,132 @@
+package tunnel
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// loopbackPair is a connected TCP pair on 127.0.0.1: the far end writes,
+// the near end is wrapped as rtunnel wraps a hub's socket.
+func loopbackPair(t *testing.T) (far net.Conn, near *serverConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	far = <-accepted
+	if far == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { far.Close(); c.Close() })
+	sc, ok := newServerConn(c).(*serverConn)
+	if !ok {
+		t.Fatal("a TCP socket was not wrapped")
+	}
+	return far, sc
+}
+
+// An idle connection holds no bulk buffer; a stream borrows one, delivers
+// every byte in order through reads of x/crypto's sizes, and gives the
+// buffer back once the stream slows to small packets.
+func TestServerConnBorrowsBulkBufferOnlyWhileStreaming(t *testing.T) {
+	far, sc := loopbackPair(t)
+	small := []byte("keepalive-sized packet")
+	if _, err := far.Write(small); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4096) // x/crypto's bufio.Reader reads 4 KiB at a time
+	n, err := sc.Read(p)
+	if err != nil || !bytes.Equal(p[:n], small) {
+		t.Fatalf("small read: %q, %v", p[:n], err)
+	}
+	if sc.bulk != nil {
+		t.Fatal("a small read borrowed a bulk buffer")
+	}
+
+	stream := make([]byte, 4<<20)
+	for i := range stream {
+		stream[i] = byte(i * 7)
+	}
+	go func() {
+		_, _ = far.Write(stream)
+	}()
+	got := make([]byte, 0, len(stream))
+	borrowed := false
+	for len(got) < len(stream) {
+		n, err := sc.Read(p)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		got = append(got, p[:n]...)
+		borrowed = borrowed || sc.bulk != nil
+	}
+	if !bytes.Equal(got, stream) {
+		t.Fatal("the stream arrived altered")
+	}
+	if !borrowed {
+		t.Error("4 MiB streamed without a bulk buffer: one syscall per 4 KiB")
+	}
+
+	// The next small packet ends the stream: the buffer goes back once it
+	// has been read.
+	if _, err := far.Write(small); err != nil {
+		t.Fatal(err)
+	}
+	n, err = sc.Read(p)
+	if err != nil || !bytes.Equal(p[:n], small) {
+		t.Fatalf("small read after the stream: %q, %v", p[:n], err)
+	}
+	if sc.bulk != nil {
+		t.Error("the bulk buffer was kept after the stream slowed to a small packet")
+	}
+}
+
+// Bytes buffered before the server closed are delivered first; the close
+// is reported after them, once.
+func TestServerConnDeliversBufferedBytesBeforeEOF(t *testing.T) {
+	far, sc := loopbackPair(t)
+	first := bytes.Repeat([]byte{1}, 4096)
+	if _, err := far.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4096)
+	if n, err := io.ReadFull(sc, p); n != len(p) || err != nil {
+		t.Fatalf("first read: %d, %v", n, err)
+	}
+	if sc.bulk == nil {
+		t.Fatal("a full 4 KiB read borrowed no bulk buffer")
+	}
+	tail := bytes.Repeat([]byte{2}, 10000)
+	if _, err := far.Write(tail); err != nil {
+		t.Fatal(err)
+	}
+	far.Close()
+	_ = sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, tail) {
+		t.Fatalf("got %d bytes before EOF, want the %d the server sent", len(got), len(tail))
+	}
+	if n, err := sc.Read(p); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("read after EOF: %d, %v; want 0, EOF", n, err)
+	}
+	if sc.bulk != nil {
+		t.Error("the bulk buffer outlived the connection's end")
+	}
+}
