@@ -50,7 +50,7 @@ type session struct {
 	ctx    context.Context // ends when the session dies
 	cancel context.CancelFunc
 
-	wg sync.WaitGroup // every goroutine of the session
+	wg sync.WaitGroup // every goroutine of the session, timer callbacks included
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -62,6 +62,9 @@ type session struct {
 	idle     chan struct{} // closed when stopping and active reaches 0
 	conns    map[*pipeConn]struct{}
 	warned   map[string]time.Time // rate limit for repeated warnings
+
+	timers    []*time.Timer // keepalive.go; stopped by finish
+	finishing bool          // finish has begun: no timer callback may start
 }
 
 // Session connects once and serves until the link dies or ctx ends. up is
@@ -161,12 +164,13 @@ func hopNames(chain []*hop) string {
 	return strings.Join(names, ",")
 }
 
-// watch starts, per hop, the goroutines that notice a dead link and that
-// serve or refuse what the server starts (incoming.go).
+// watch arms, per hop, the keepalive that notices a dead link and starts
+// the goroutine that serves or refuses what the server starts
+// (incoming.go).
 func (s *session) watch() {
 	for _, h := range s.chain {
-		s.wg.Add(2)
-		go s.keepalive(h)
+		s.startKeepalive(h)
+		s.wg.Add(1)
 		go s.serveIncoming(h)
 	}
 }
@@ -198,6 +202,7 @@ func (s *session) kill(err error) {
 
 // finish waits for every goroutine and returns the cause of death.
 func (s *session) finish() error {
+	s.stopTimers()
 	s.wg.Wait()
 	for _, f := range s.fwds {
 		if f.setUp(false) {
