@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // bulkReadBuf is how much one read syscall may take from an SSH server's
@@ -14,10 +15,16 @@ import (
 const bulkReadBuf = 256 << 10
 
 // bulkAbove: a socket read that fills the caller's buffer of at least this
-// size means more is waiting, so the next read borrows a bulk buffer. A
-// read into the bulk buffer that returns less than this means the stream
-// has slowed down, and the buffer goes back once drained.
+// size means more is waiting, so the next read borrows a bulk buffer.
 const bulkAbove = 4 << 10
+
+// bulkLinger: the bulk buffer goes back to the pool once drained after a
+// small read that comes this long after the last large one. Small reads
+// in the middle of a stream (the reader overtook the sender) keep it:
+// giving it back there cost an extra read at every such turn. An idle
+// tunnel gives it back at the first packet after the stream, at the
+// latest the reply to the next keepalive.
+const bulkLinger = time.Second
 
 // quickAckBelow: a read smaller than this re-arms TCP_QUICKACK. Small reads
 // are the request/response exchanges that delayed ACKs stall; a bulk
@@ -28,8 +35,6 @@ const quickAckBelow = 8 << 10
 // bulkBufs holds bulk read buffers between transfers. An idle connection
 // holds none: its reader sits in a read into x/crypto's own 4 KiB buffer,
 // so N idle tunnels do not cost N x 256 KiB (they did, allocated for good).
-// A transfer that ends on a large read keeps its buffer until the next
-// packet arrives, at the latest the reply to the next keepalive.
 var bulkBufs = sync.Pool{New: func() any {
 	b := make([]byte, bulkReadBuf)
 	return &b
@@ -43,10 +48,12 @@ type serverConn struct {
 	net.Conn
 	raw syscall.RawConn
 
-	bulk     *[]byte // borrowed from bulkBufs while a transfer lasts, else nil
-	r, w     int     // the unread bytes are (*bulk)[r:w]
-	keep     bool    // the last socket read was large: keep bulk once drained
-	deferred error   // the socket's error, returned once bulk is drained
+	bulk     *[]byte   // borrowed from bulkBufs while a transfer lasts, else nil
+	r, w     int       // the unread bytes are (*bulk)[r:w]
+	keep     bool      // keep bulk once drained: the stream goes on
+	lastBulk time.Time // the last large read
+	linger   time.Duration
+	deferred error // the socket's error, returned once bulk is drained
 }
 
 // newServerConn wraps c if it is a real socket; a channel of a jump host
@@ -60,7 +67,7 @@ func newServerConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &serverConn{Conn: c, raw: raw}
+	return &serverConn{Conn: c, raw: raw, linger: bulkLinger}
 }
 
 // Read is called by x/crypto's single reading goroutine only.
@@ -75,11 +82,18 @@ func (s *serverConn) Read(p []byte) (int, error) {
 			n, err := s.readSocket(p)
 			if n == len(p) && n >= bulkAbove {
 				s.bulk = bulkBufs.Get().(*[]byte)
+				s.lastBulk = time.Now()
 			}
 			return n, err
 		}
 		n, err := s.readSocket(*s.bulk)
-		s.r, s.w, s.keep = 0, n, n >= bulkAbove
+		s.r, s.w = 0, n
+		if n >= bulkAbove {
+			s.lastBulk = time.Now()
+			s.keep = true
+		} else {
+			s.keep = time.Since(s.lastBulk) < s.linger
+		}
 		if n == 0 {
 			s.giveBack()
 			return 0, err

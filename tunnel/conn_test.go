@@ -40,8 +40,9 @@ func loopbackPair(t *testing.T) (far net.Conn, near *serverConn) {
 }
 
 // An idle connection holds no bulk buffer; a stream borrows one, delivers
-// every byte in order through reads of x/crypto's sizes, and gives the
-// buffer back once the stream slows to small packets.
+// every byte in order through reads of x/crypto's sizes, keeps it over a
+// small packet right after the stream, and gives it back at the first
+// small packet once the stream has paused for longer than the linger.
 func TestServerConnBorrowsBulkBufferOnlyWhileStreaming(t *testing.T) {
 	far, sc := loopbackPair(t)
 	small := []byte("keepalive-sized packet")
@@ -81,8 +82,20 @@ func TestServerConnBorrowsBulkBufferOnlyWhileStreaming(t *testing.T) {
 		t.Error("4 MiB streamed without a bulk buffer: one syscall per 4 KiB")
 	}
 
-	// The next small packet ends the stream: the buffer goes back once it
-	// has been read.
+	// A small packet within the linger: the stream may go on.
+	sc.linger = time.Hour
+	if _, err := far.Write(small); err != nil {
+		t.Fatal(err)
+	}
+	n, err = sc.Read(p)
+	if err != nil || !bytes.Equal(p[:n], small) {
+		t.Fatalf("small read right after the stream: %q, %v", p[:n], err)
+	}
+	if sc.bulk == nil {
+		t.Error("the bulk buffer went back at a small read right after the stream")
+	}
+	// A small packet after the linger: the buffer goes back once read.
+	sc.linger = 0
 	if _, err := far.Write(small); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +104,7 @@ func TestServerConnBorrowsBulkBufferOnlyWhileStreaming(t *testing.T) {
 		t.Fatalf("small read after the stream: %q, %v", p[:n], err)
 	}
 	if sc.bulk != nil {
-		t.Error("the bulk buffer was kept after the stream slowed to a small packet")
+		t.Error("the bulk buffer was kept after the stream had paused")
 	}
 }
 
