@@ -88,8 +88,9 @@ func TestIdleTunnelGoroutines(t *testing.T) {
 	runtime.ReadMemStats(&heapIdle)
 	perTunnel := float64(idle-before) / n
 	heapPerTunnel := (int64(heapIdle.HeapAlloc) - int64(heapBefore.HeapAlloc)) / n
-	t.Logf("%d idle tunnels: %d goroutines more (%.1f per tunnel, at most %d); live heap %+d KiB per tunnel (at most %d)",
-		n, idle-before, perTunnel, idleGoroutinesPerTunnel, heapPerTunnel>>10, idleHeapPerTunnel>>10)
+	t.Logf("%d idle tunnels: %d goroutines more (%.1f per tunnel, at most %d); live heap %+d KiB per tunnel (at most %d), stacks %+d KiB per tunnel",
+		n, idle-before, perTunnel, idleGoroutinesPerTunnel, heapPerTunnel>>10, idleHeapPerTunnel>>10,
+		(int64(heapIdle.StackInuse)-int64(heapBefore.StackInuse))/n>>10)
 	if heapPerTunnel > idleHeapPerTunnel {
 		t.Errorf("each idle tunnel holds %d KiB of live heap, want at most %d", heapPerTunnel>>10, idleHeapPerTunnel>>10)
 	}
