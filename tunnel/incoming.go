@@ -7,8 +7,9 @@ import (
 )
 
 // What a hop's server starts on its own: global requests and channel
-// opens. One goroutine per hop serves both. x/crypto's Client would run
-// two more per connection (its request and channel dispatchers) and the
+// opens, and requests on the jump host's channel that carries the hop. One
+// goroutine per hop serves them all. An ssh.Client would run three more per
+// connection (its request and channel dispatchers, one in Wait) and the
 // session used to run one per channel type and one more in Wait; each sat
 // idle for the whole life of the session, in every tunnel of a process.
 // Nothing here blocks on more than one packet write: a forwarded channel
@@ -27,11 +28,11 @@ var refusedChannelTypes = map[string]bool{
 }
 
 // serveIncoming answers h's global requests and channel opens until
-// x/crypto closes both channels with the connection, then ends the
-// session: a hop whose connection is gone takes the session with it.
+// x/crypto closes both with the connection, then ends the session: a hop
+// whose connection is gone takes the session with it.
 func (s *session) serveIncoming(h *hop) {
 	defer s.wg.Done()
-	chans, reqs := h.chans, h.reqs
+	chans, reqs, carrier := h.chans, h.reqs, h.carrier
 	for chans != nil || reqs != nil {
 		select {
 		case nc, ok := <-chans:
@@ -46,12 +47,32 @@ func (s *session) serveIncoming(h *hop) {
 				continue
 			}
 			s.globalRequest(h, r)
+		case r, ok := <-carrier:
+			if !ok {
+				carrier = nil
+				continue
+			}
+			refuseRequest(r)
 		}
 	}
 	// x/crypto closes the channels just before it records why the
 	// connection ended: Wait returns at once.
 	err := h.client.Wait()
 	s.kill(&ClosedError{Hop: h.ep.String(), Err: err})
+	// kill closed the whole chain: the carrying channel, if any, closes
+	// with it (a nil channel would block for good).
+	if carrier != nil {
+		for r := range carrier {
+			refuseRequest(r)
+		}
+	}
+}
+
+// refuseRequest says no to a request that asks for an answer.
+func refuseRequest(r *ssh.Request) {
+	if r.WantReply {
+		_ = r.Reply(false, nil)
+	}
 }
 
 // channelOpened serves one channel the server opened. Only the last hop's
@@ -89,9 +110,7 @@ func (s *session) channelOpened(h *hop, nc ssh.NewChannel) {
 // get a quiet "no"; anything else is refused and logged, at most once a
 // minute (the type is the server's text, so it never becomes a map key).
 func (s *session) globalRequest(h *hop, r *ssh.Request) {
-	if r.WantReply {
-		_ = r.Reply(false, nil)
-	}
+	refuseRequest(r)
 	switch r.Type {
 	case "keepalive@openssh.com", "hostkeys-00@openssh.com":
 		return
@@ -106,10 +125,10 @@ func (s *session) globalRequest(h *hop, r *ssh.Request) {
 
 // discardIncoming refuses every channel and request a hop's server starts
 // until its connection closes: for a chain that carries no session (the
-// probe).
+// probe), whose caller closes every hop.
 func discardIncoming(h *hop) {
-	chans, reqs := h.chans, h.reqs
-	for chans != nil || reqs != nil {
+	chans, reqs, carrier := h.chans, h.reqs, h.carrier
+	for chans != nil || reqs != nil || carrier != nil {
 		select {
 		case nc, ok := <-chans:
 			if !ok {
@@ -122,9 +141,13 @@ func discardIncoming(h *hop) {
 				reqs = nil
 				continue
 			}
-			if r.WantReply {
-				_ = r.Reply(false, nil)
+			refuseRequest(r)
+		case r, ok := <-carrier:
+			if !ok {
+				carrier = nil
+				continue
 			}
+			refuseRequest(r)
 		}
 	}
 }

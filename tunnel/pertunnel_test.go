@@ -16,12 +16,12 @@ import (
 // idleGoroutinesPerTunnel is what one idle tunnel may hold, counted from
 // the goroutine that calls Session (a reconnect loop in rtunnel):
 //   - that caller, blocked in Session;
-//   - x/crypto/ssh's four per connection: the transport's readLoop and
-//     kexLoop, the mux loop, and NewClient's goroutine in Wait;
+//   - x/crypto/ssh's three per connection: the transport's readLoop and
+//     kexLoop, and the mux loop (no ssh.Client: see channelconn.go);
 //   - the session's serveIncoming (incoming.go).
 //
 // The keepalive runs on timers and holds none between ticks.
-const idleGoroutinesPerTunnel = 6
+const idleGoroutinesPerTunnel = 5
 
 // idleHeapPerTunnel bounds the live heap one idle tunnel adds: x/crypto's
 // buffers and the session's state, no bulk read buffer (conn.go). It is a

@@ -360,7 +360,7 @@ func (t *Tunnel) refusedStep(ctx context.Context, server *hop, refused *ForwardR
 	detail := fmt.Sprintf("%s refused tcpip-forward %s", server.ep, refused.Forward)
 	var derr error
 	_, timedOut := bounded(ctx, server.ep.ConnectTimeout, func() { server.conn.Close() }, func() error {
-		c, err := server.client.Dial("tcp", "255.255.255.255:9")
+		c, err := openDirect(server.client, "255.255.255.255:9")
 		if c != nil {
 			c.Close()
 		}
