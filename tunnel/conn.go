@@ -76,6 +76,9 @@ func (s *serverConn) Read(p []byte) (int, error) {
 		if s.deferred != nil {
 			err := s.deferred
 			s.deferred = nil
+			if s.bulk != nil {
+				s.giveBack()
+			}
 			return 0, err
 		}
 		if s.bulk == nil {
