@@ -27,9 +27,10 @@ var refusedChannelTypes = map[string]bool{
 	"auth-agent@openssh.com": true,
 }
 
-// serveIncoming answers h's global requests and channel opens until
-// x/crypto closes both with the connection, then ends the session: a hop
-// whose connection is gone takes the session with it.
+// serveIncoming answers h's global requests, its channel opens and the
+// requests on the jump channel carrying it until x/crypto closes the first
+// two with the connection, then ends the session: a hop whose connection
+// is gone takes the session with it.
 func (s *session) serveIncoming(h *hop) {
 	defer s.wg.Done()
 	chans, reqs, carrier := h.chans, h.reqs, h.carrier
