@@ -14,9 +14,13 @@ import (
 type hop struct {
 	ep     *Endpoint
 	conn   *heardConn
-	client *ssh.Client
-	reqs   <-chan *ssh.Request // the server's global requests; the session answers them
-	tcp    *net.TCPConn        // the socket, for the first hop
+	client ssh.Conn              // the SSH connection; no ssh.Client (channelconn.go)
+	reqs   <-chan *ssh.Request   // the server's global requests; the session answers them
+	chans  <-chan ssh.NewChannel // the channels the server opens; the session serves them
+	// carrier holds the requests on the jump host's channel that carries
+	// this hop (nil for the first hop); the session refuses them.
+	carrier <-chan *ssh.Request
+	tcp     *net.TCPConn // the socket, for the first hop
 }
 
 // heardConn records when anything was last read from the server: the
@@ -123,10 +127,10 @@ func (t *Tunnel) dialOnce(ctx context.Context, ep *Endpoint) (net.Conn, error) {
 // dialThrough opens a direct-tcpip channel from prev to ep, sending the
 // host exactly as written (what permitopen="localhost:N" matches).
 func dialThrough(ctx context.Context, prev *hop, ep *Endpoint) (net.Conn, error) {
-	var c net.Conn
+	var c *channelConn
 	err, timedOut := bounded(ctx, ep.ConnectTimeout, func() { prev.conn.Close() }, func() error {
 		var err error
-		c, err = prev.client.Dial("tcp", ep.Addr())
+		c, err = openDirect(prev.client, ep.Addr())
 		return err
 	})
 	if timedOut {
@@ -180,11 +184,13 @@ func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *cr
 		return err
 	})
 	if err == nil && !timedOut {
-		// The session answers global requests itself (and logs odd ones);
-		// the client's own handler gets a closed channel and returns.
-		none := make(chan *ssh.Request)
-		close(none)
-		return &hop{ep: ep, conn: conn, client: ssh.NewClient(c, chans, none), reqs: reqs}, nil
+		// The session answers global requests and channel opens itself, on
+		// one goroutine per hop (incoming.go).
+		h := &hop{ep: ep, conn: conn, client: c, reqs: reqs, chans: chans}
+		if cc, ok := raw.(*channelConn); ok {
+			h.carrier = cc.reqs
+		}
+		return h, nil
 	}
 	if c != nil {
 		c.Close()

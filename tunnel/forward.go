@@ -225,39 +225,36 @@ func (s *session) lookup(addr string, port uint32) *fwdState {
 	return byPort
 }
 
-// accept handles every forwarded-tcpip channel the server opens. Each gets
-// its own goroutine at once: a slow local dial must not stall the
+// acceptForwarded handles a forwarded-tcpip channel the server opened. It
+// gets its own goroutine at once: a slow local dial must not stall the
 // connection's channel queue (golang/go#18439).
-func (s *session) accept(chans <-chan ssh.NewChannel) {
-	defer s.wg.Done()
-	for nc := range chans {
-		var p forwardedPayload
-		if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
-			nc.Reject(ssh.ConnectionFailed, "malformed forwarded-tcpip request")
-			s.warnLimited("bad-forwarded", "refused a malformed forwarded-tcpip channel from the server", "err", err)
-			continue
-		}
-		origin := net.JoinHostPort(p.OriginAddr, strconv.Itoa(int(p.OriginPort)))
-		if f := s.lookup(p.Addr, p.Port); f != nil {
-			s.admitChannel(nc, f, origin)
-			continue
-		}
-		if !s.replies.pending(s.fwds) {
-			s.rejectUnknown(nc, net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port))))
-			continue
-		}
-		// A port-0 forward's reply may still be on its way to request: the
-		// channel can overtake it. Wait for it off the accept loop.
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if f := s.replies.await(s, func() *fwdState { return s.lookup(p.Addr, p.Port) }); f != nil {
-				s.admitChannel(nc, f, origin)
-				return
-			}
-			s.rejectUnknown(nc, net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port))))
-		}()
+func (s *session) acceptForwarded(nc ssh.NewChannel) {
+	var p forwardedPayload
+	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
+		nc.Reject(ssh.ConnectionFailed, "malformed forwarded-tcpip request")
+		s.warnLimited("bad-forwarded", "refused a malformed forwarded-tcpip channel from the server", "err", err)
+		return
 	}
+	origin := net.JoinHostPort(p.OriginAddr, strconv.Itoa(int(p.OriginPort)))
+	if f := s.lookup(p.Addr, p.Port); f != nil {
+		s.admitChannel(nc, f, origin)
+		return
+	}
+	if !s.replies.pending(s.fwds) {
+		s.rejectUnknown(nc, net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port))))
+		return
+	}
+	// A port-0 forward's reply may still be on its way to request: the
+	// channel can overtake it. Wait for it off the serving goroutine.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if f := s.replies.await(s, func() *fwdState { return s.lookup(p.Addr, p.Port) }); f != nil {
+			s.admitChannel(nc, f, origin)
+			return
+		}
+		s.rejectUnknown(nc, net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port))))
+	}()
 }
 
 // rejectUnknown refuses a channel for an address (host:port, or a socket

@@ -53,6 +53,9 @@ type testServer struct {
 	accepted   atomic.Int32
 
 	forwardAsked chan struct{} // one value per tcpip-forward received
+	// onChannel, when set, is offered each channel the client opens
+	// before the default refusal; it returns whether it took it.
+	onChannel func(nc ssh.NewChannel) bool
 
 	conns chan *hubConn
 	wg    sync.WaitGroup
@@ -230,6 +233,9 @@ func (s *testServer) handle(g *gatedConn) {
 			select {
 			case sc.chanType <- nc.ChannelType():
 			default:
+			}
+			if s.onChannel != nil && s.onChannel(nc) {
+				continue
 			}
 			nc.Reject(ssh.Prohibited, "no")
 		}

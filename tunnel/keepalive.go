@@ -9,61 +9,119 @@ import (
 // dead once nothing at all was heard from the hop for interval x count_max.
 // Counting from the last packet (not from missed replies) meets that bound
 // exactly; OpenSSH's ServerAlive can take one interval longer.
-func (s *session) keepalive(h *hop) {
-	defer s.wg.Done()
+//
+// It runs on two timers, not on a goroutine of its own: an idle tunnel
+// then holds no goroutine for it between ticks (a process may hold many
+// tunnels). A goroutine exists only while a callback runs or a request
+// waits for its reply.
+type keepalive struct {
+	s        *session
+	h        *hop
+	interval time.Duration
+	limit    time.Duration
+	inflight atomic.Bool
+	tick     *time.Timer // sends the next request
+	check    *time.Timer // fires when the silence could reach limit
+}
+
+// startKeepalive arms h's keepalive timers; finish stops them.
+func (s *session) startKeepalive(h *hop) {
 	interval := s.t.cfg.KeepaliveInterval
-	limit := interval * time.Duration(s.t.cfg.KeepaliveCountMax)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	check := time.NewTimer(limit)
-	defer check.Stop()
-	var inflight atomic.Bool
-	for {
+	k := &keepalive{s: s, h: h, interval: interval, limit: interval * time.Duration(s.t.cfg.KeepaliveCountMax)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k.tick = time.AfterFunc(k.interval, s.onTimer(k.send))
+	k.check = time.AfterFunc(k.limit, s.onTimer(k.checkSilence))
+	s.timers = append(s.timers, k.tick, k.check)
+}
+
+// send asks the hop for a reply; one request at most is in flight, and a
+// tick that finds one still waiting is counted as missed.
+func (k *keepalive) send() {
+	k.s.rearm(k.tick, k.interval)
+	if k.inflight.Load() {
+		k.s.t.obs.KeepaliveMissed(k.s.t.cfg.Name)
+		return
+	}
+	k.inflight.Store(true)
+	defer k.inflight.Store(false)
+	sent := time.Now()
+	// Blocks until the reply or until the connection is closed.
+	_, _, err := k.h.client.SendRequest("keepalive@openssh.com", true, nil)
+	if err == nil {
+		k.s.t.obs.KeepaliveRTT(k.s.t.cfg.Name, time.Since(sent))
+	}
+}
+
+// checkSilence kills the session once the hop has been silent for limit,
+// else re-arms for when the silence could reach it.
+func (k *keepalive) checkSilence() {
+	h := k.h
+	silent := time.Since(h.conn.lastHeard())
+	if h.tcp != nil {
+		// Data the kernel took from the server counts, read or not:
+		// x/crypto's read loop stops reading while it waits to write (it
+		// answers a channel close from there), and the server is alive all
+		// the while.
+		if age, ok := lastDataAge(h.tcp); ok && age < silent {
+			silent = age
+		}
+	}
+	if silent < k.limit {
+		k.s.rearm(k.check, k.limit-silent)
+		return
+	}
+	if h.tcp != nil {
+		data, _ := lastDataAge(h.tcp)
+		ack, _ := lastAckAge(h.tcp)
+		// ACKs without data: the server's kernel is there, its sshd is
+		// not (stopped, or busy for longer than the limit).
+		k.s.t.log.Debug("keepalive: the server is silent", "hop", h.ep.String(),
+			"read_ago", time.Since(h.conn.lastHeard()).Round(time.Millisecond).String(),
+			"kernel_data_ago", data.String(), "kernel_ack_ago", ack.String())
+	}
+	k.s.kill(&LinkDeadError{Hop: h.ep.String(), Silent: silent})
+}
+
+// onTimer wraps a timer callback so that it counts as one of the session's
+// goroutines while it runs, and does nothing once the session is dead:
+// finish must not return while a callback runs, nor may one start after
+// finish began to wait (sync.WaitGroup forbids an Add from zero then).
+func (s *session) onTimer(f func()) func() {
+	return func() {
 		select {
 		case <-s.dead:
 			return
-		case <-tick.C:
-			if inflight.Load() {
-				s.t.obs.KeepaliveMissed(s.t.cfg.Name)
-				continue
-			}
-			inflight.Store(true)
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				sent := time.Now()
-				// Blocks until the reply or until the connection is closed.
-				_, _, err := h.client.SendRequest("keepalive@openssh.com", true, nil)
-				if err == nil {
-					s.t.obs.KeepaliveRTT(s.t.cfg.Name, time.Since(sent))
-				}
-				inflight.Store(false)
-			}()
-		case <-check.C:
-			silent := time.Since(h.conn.lastHeard())
-			if h.tcp != nil {
-				// Data the kernel took from the server counts, read or not:
-				// x/crypto's read loop stops reading while it waits to
-				// write (it answers a channel close from there), and the
-				// server is alive all the while.
-				if age, ok := lastDataAge(h.tcp); ok && age < silent {
-					silent = age
-				}
-			}
-			if silent >= limit {
-				if h.tcp != nil {
-					data, _ := lastDataAge(h.tcp)
-					ack, _ := lastAckAge(h.tcp)
-					// ACKs without data: the server's kernel is there, its
-					// sshd is not (stopped, or busy for longer than the limit).
-					s.t.log.Debug("keepalive: the server is silent", "hop", h.ep.String(),
-						"read_ago", time.Since(h.conn.lastHeard()).Round(time.Millisecond).String(),
-						"kernel_data_ago", data.String(), "kernel_ack_ago", ack.String())
-				}
-				s.kill(&LinkDeadError{Hop: h.ep.String(), Silent: silent})
-				return
-			}
-			check.Reset(limit - silent)
+		default:
 		}
+		s.mu.Lock()
+		if s.finishing {
+			s.mu.Unlock()
+			return
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		f()
+	}
+}
+
+// rearm resets t from its own callback unless finish has stopped the
+// timers meanwhile.
+func (s *session) rearm(t *time.Timer, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.finishing {
+		t.Reset(d)
+	}
+}
+
+// stopTimers keeps every timer callback from starting from now on.
+func (s *session) stopTimers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finishing = true
+	for _, t := range s.timers {
+		t.Stop()
 	}
 }

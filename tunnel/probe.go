@@ -221,13 +221,13 @@ func (t *Tunnel) probeChain(ctx context.Context, wg *sync.WaitGroup, report func
 		}
 		report(step("auth "+ep.String(), nil, fmt.Sprintf("%s accepted for user %s", accepted, ep.User)))
 		chain = append(chain, h)
-		// As a session does: every global request (hostkeys-00 after
-		// login, ClientAlive) gets a "no"; the loop ends when the
+		// Every global request (hostkeys-00 after login, ClientAlive)
+		// gets a "no" and every channel a refusal; the loop ends when the
 		// connection closes.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ssh.DiscardRequests(h.reqs)
+			discardIncoming(h)
 		}()
 	}
 	return chain
@@ -360,7 +360,7 @@ func (t *Tunnel) refusedStep(ctx context.Context, server *hop, refused *ForwardR
 	detail := fmt.Sprintf("%s refused tcpip-forward %s", server.ep, refused.Forward)
 	var derr error
 	_, timedOut := bounded(ctx, server.ep.ConnectTimeout, func() { server.conn.Close() }, func() error {
-		c, err := server.client.Dial("tcp", "255.255.255.255:9")
+		c, err := openDirect(server.client, "255.255.255.255:9")
 		if c != nil {
 			c.Close()
 		}

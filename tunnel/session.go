@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // Tunnel runs sessions of one configured tunnel.
@@ -52,7 +50,7 @@ type session struct {
 	ctx    context.Context // ends when the session dies
 	cancel context.CancelFunc
 
-	wg sync.WaitGroup // every goroutine of the session
+	wg sync.WaitGroup // every goroutine of the session, timer callbacks included
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -64,6 +62,9 @@ type session struct {
 	idle     chan struct{} // closed when stopping and active reaches 0
 	conns    map[*pipeConn]struct{}
 	warned   map[string]time.Time // rate limit for repeated warnings
+
+	timers    []*time.Timer // keepalive.go; stopped by finish
+	finishing bool          // finish has begun: no timer callback may start
 }
 
 // Session connects once and serves until the link dies or ctx ends. up is
@@ -163,68 +164,14 @@ func hopNames(chain []*hop) string {
 	return strings.Join(names, ",")
 }
 
-// watch starts the goroutines that notice a dead link and that serve or
-// reject channels the server opens.
+// watch arms, per hop, the keepalive that notices a dead link and starts
+// the goroutine that serves or refuses what the server starts
+// (incoming.go).
 func (s *session) watch() {
-	for i, h := range s.chain {
-		s.wg.Add(3)
-		go s.keepalive(h)
-		go s.globalRequests(h)
-		go func() {
-			defer s.wg.Done()
-			err := h.client.Wait()
-			s.kill(&ClosedError{Hop: h.ep.String(), Err: err})
-		}()
-		// Only forwarded-tcpip and forwarded-streamlocal on the server, for
-		// forwards we asked for, are ever accepted; everything else is
-		// refused and logged.
-		unwanted := []string{"session", "direct-tcpip", "x11", "auth-agent@openssh.com"}
-		if i < len(s.chain)-1 {
-			unwanted = append(unwanted, "forwarded-tcpip", "forwarded-streamlocal@openssh.com")
-		} else {
-			chans := h.client.HandleChannelOpen("forwarded-tcpip")
-			sockets := h.client.HandleChannelOpen("forwarded-streamlocal@openssh.com")
-			s.wg.Add(2)
-			go s.accept(chans)
-			go s.acceptStreamLocal(sockets)
-		}
-		for _, typ := range unwanted {
-			chans := h.client.HandleChannelOpen(typ)
-			s.wg.Add(1)
-			go s.refuse(h, chans)
-		}
-	}
-}
-
-func (s *session) refuse(h *hop, chans <-chan ssh.NewChannel) {
-	defer s.wg.Done()
-	for nc := range chans {
-		nc.Reject(ssh.Prohibited, "rtunnel accepts no "+nc.ChannelType()+" channels")
-		s.warnLimited("unwanted-channel:"+nc.ChannelType(), "refused a channel the server opened: rtunnel only accepts forwarded-tcpip and forwarded-streamlocal for its own forwards",
-			"hop", h.ep.String(), "type", nc.ChannelType())
-	}
-}
-
-// globalRequests answers the hop's global requests. Keepalives (sshd's
-// ClientAlive: any reply counts) and OpenSSH's hostkeys-00 notice get a
-// quiet "no"; anything else is refused and logged, at most once a minute
-// (the type is the server's text, so it never becomes a map key).
-func (s *session) globalRequests(h *hop) {
-	defer s.wg.Done()
-	for r := range h.reqs {
-		if r.WantReply {
-			_ = r.Reply(false, nil)
-		}
-		switch r.Type {
-		case "keepalive@openssh.com", "hostkeys-00@openssh.com":
-			continue
-		}
-		typ := r.Type
-		if len(typ) > 64 {
-			typ = typ[:64] + "..."
-		}
-		s.warnLimited("global-request", "refused a global request from the server: rtunnel serves none",
-			"hop", h.ep.String(), "type", typ, "bytes", len(r.Payload))
+	for _, h := range s.chain {
+		s.startKeepalive(h)
+		s.wg.Add(1)
+		go s.serveIncoming(h)
 	}
 }
 
@@ -255,6 +202,7 @@ func (s *session) kill(err error) {
 
 // finish waits for every goroutine and returns the cause of death.
 func (s *session) finish() error {
+	s.stopTimers()
 	s.wg.Wait()
 	for _, f := range s.fwds {
 		if f.setUp(false) {

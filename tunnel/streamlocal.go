@@ -36,27 +36,24 @@ func (s *session) lookupPath(path string) *fwdState {
 	return nil
 }
 
-// acceptStreamLocal handles every forwarded-streamlocal channel the server
-// opens, as accept does for forwarded-tcpip.
-func (s *session) acceptStreamLocal(chans <-chan ssh.NewChannel) {
-	defer s.wg.Done()
-	for nc := range chans {
-		var p forwardedStreamLocalPayload
-		if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
-			nc.Reject(ssh.ConnectionFailed, "malformed forwarded-streamlocal request")
-			s.warnLimited("bad-forwarded-streamlocal", "refused a malformed forwarded-streamlocal channel from the server", "err", err)
-			continue
-		}
-		f := s.lookupPath(p.Path)
-		if f == nil {
-			path := p.Path
-			if len(path) > 108 { // sun_path's size: anything longer is no socket of ours
-				path = path[:108] + "..."
-			}
-			s.rejectUnknown(nc, path)
-			continue
-		}
-		// sshd reports no origin for a socket connection.
-		s.admitChannel(nc, f, "unix")
+// acceptStreamLocal handles a forwarded-streamlocal channel the server
+// opened, as acceptForwarded does for forwarded-tcpip.
+func (s *session) acceptStreamLocal(nc ssh.NewChannel) {
+	var p forwardedStreamLocalPayload
+	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
+		nc.Reject(ssh.ConnectionFailed, "malformed forwarded-streamlocal request")
+		s.warnLimited("bad-forwarded-streamlocal", "refused a malformed forwarded-streamlocal channel from the server", "err", err)
+		return
 	}
+	f := s.lookupPath(p.Path)
+	if f == nil {
+		path := p.Path
+		if len(path) > 108 { // sun_path's size: anything longer is no socket of ours
+			path = path[:108] + "..."
+		}
+		s.rejectUnknown(nc, path)
+		return
+	}
+	// sshd reports no origin for a socket connection.
+	s.admitChannel(nc, f, "unix")
 }
