@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,7 +22,17 @@ type hubCounts struct {
 	// ("[preauth]").
 	WastedBeforeBanner int `json:"wasted_before_banner"`
 	WastedInHandshake  int `json:"wasted_in_handshake"`
+	// WastedEndings counts those last lines with numbers and user names
+	// blanked ("Connection closed by N.N.N.N port N [preauth]").
+	WastedEndings map[string]int `json:"wasted_endings,omitempty"`
 }
+
+// blank turns a log line into its message: numbers and the fleet's user
+// names (rtfleet...) replaced, so that lines of one kind count together.
+var (
+	numbers   = regexp.MustCompile(`[0-9]+`)
+	fleetUser = regexp.MustCompile(`rtfleet[0-9a-f]+`)
+)
 
 // clientPort finds the client's port in a line such as "Connection closed by
 // 127.0.0.1 port 57410 [preauth]" (the first "port N" is the client's).
@@ -54,6 +65,10 @@ func countHubLog(log string) hubCounts {
 	}
 	c.Wasted = max(c.Forks-c.Logins, 0)
 	for port := range forked {
+		if c.WastedEndings == nil {
+			c.WastedEndings = map[string]int{}
+		}
+		c.WastedEndings[numbers.ReplaceAllString(fleetUser.ReplaceAllString(last[port], "USER"), "N")]++
 		if strings.Contains(last[port], "[preauth]") {
 			c.WastedInHandshake++
 		} else {
@@ -78,8 +93,12 @@ Connection closed by 127.0.0.1 port 57420
 exited MaxStartups throttling after 00:00:01, 1 connections dropped
 `
 	got := countHubLog(log)
-	want := hubCounts{Forks: 3, Logins: 1, Drops: 1, Wasted: 2, WastedBeforeBanner: 1, WastedInHandshake: 1}
-	if got != want {
+	want := hubCounts{Forks: 3, Logins: 1, Drops: 1, Wasted: 2, WastedBeforeBanner: 1, WastedInHandshake: 1,
+		WastedEndings: map[string]int{
+			"Connection closed by N.N.N.N port N [preauth]": 1,
+			"Connection closed by N.N.N.N port N":           1,
+		}}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("countHubLog = %+v, want %+v", got, want)
 	}
 }
