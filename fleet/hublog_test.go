@@ -68,7 +68,7 @@ func countHubLog(log string) hubCounts {
 		if c.WastedEndings == nil {
 			c.WastedEndings = map[string]int{}
 		}
-		c.WastedEndings[numbers.ReplaceAllString(fleetUser.ReplaceAllString(last[port], "USER"), "N")]++
+		c.WastedEndings[numbers.ReplaceAllString(fleetUser.ReplaceAllString(strings.TrimSpace(last[port]), "USER"), "N")]++
 		if strings.Contains(last[port], "[preauth]") {
 			c.WastedInHandshake++
 		} else {
