@@ -113,7 +113,10 @@ func treePIDs(root int, children map[int][]int) []int {
 
 // idleCost is what idle clients cost, per process, over a window.
 type idleCost struct {
-	Procs          int     `json:"procs"`
+	Procs int `json:"procs"`
+	// StartS is when the window began, in seconds after the clients were
+	// released: it says which part of a process's life the figures are.
+	StartS         float64 `json:"start_after_release_s"`
 	WindowS        float64 `json:"window_s"`
 	WakeupsPerS    float64 `json:"wakeups_per_s"`
 	CPUMsPerMin    float64 `json:"cpu_ms_per_min"`
@@ -124,35 +127,43 @@ type idleCost struct {
 	TunnelsPerProc int     `json:"tunnels_per_proc"`
 }
 
-// measureIdle samples every root's tree at the start and end of window and
-// reports the mean per process. Each process's rates are over its own
-// interval between its two samples: a pass over a thousand trees takes
-// seconds.
-func measureIdle(roots []int, window time.Duration) idleCost {
-	before := make([]usage, len(roots))
-	beforeAt := make([]time.Time, len(roots))
+// treeSample is every root's tree at one moment: each with the time it was
+// read, since a pass over a thousand trees takes seconds.
+type treeSample struct {
+	usage []usage
+	at    []time.Time
+}
+
+func sampleTrees(roots []int) treeSample {
+	s := treeSample{usage: make([]usage, len(roots)), at: make([]time.Time, len(roots))}
 	children := childrenOf()
 	for i, pid := range roots {
-		before[i], beforeAt[i] = treeUsage(pid, children), time.Now()
+		s.usage[i], s.at[i] = treeUsage(pid, children), time.Now()
 	}
-	time.Sleep(window) // the idle window itself
-	children = childrenOf()
+	return s
+}
+
+// costBetween is the mean per process between two samples of the same
+// roots; each process's rates are over its own interval. Memory is the
+// later sample's.
+func costBetween(before, after treeSample, released time.Time) idleCost {
 	var wakePerS, cpuMsPerMin, elapsed float64
 	var pss, rss uint64
 	threads := 0
-	for i, pid := range roots {
-		after := treeUsage(pid, children)
-		secs := time.Since(beforeAt[i]).Seconds()
+	for i, a := range after.usage {
+		b := before.usage[i]
+		secs := after.at[i].Sub(before.at[i]).Seconds()
 		elapsed += secs
-		wakePerS += float64(after.wakeups-min(before[i].wakeups, after.wakeups)) / secs
-		cpuMsPerMin += float64(after.ticks-min(before[i].ticks, after.ticks)) * 1000 / clkTck / secs * 60
-		pss += after.pss
-		rss += after.rss
-		threads += after.threads
+		wakePerS += float64(a.wakeups-min(b.wakeups, a.wakeups)) / secs
+		cpuMsPerMin += float64(a.ticks-min(b.ticks, a.ticks)) * 1000 / clkTck / secs * 60
+		pss += a.pss
+		rss += a.rss
+		threads += a.threads
 	}
-	n := float64(len(roots))
+	n := float64(len(after.usage))
 	return idleCost{
-		Procs:       len(roots),
+		Procs:       len(after.usage),
+		StartS:      before.at[0].Sub(released).Seconds(),
 		WindowS:     elapsed / n,
 		WakeupsPerS: wakePerS / n,
 		CPUMsPerMin: cpuMsPerMin / n,
