@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,15 +117,18 @@ type idleCost struct {
 	Procs int `json:"procs"`
 	// StartS is when the window began, in seconds after the clients were
 	// released: it says which part of a process's life the figures are.
-	StartS         float64 `json:"start_after_release_s"`
-	WindowS        float64 `json:"window_s"`
-	WakeupsPerS    float64 `json:"wakeups_per_s"`
-	CPUMsPerMin    float64 `json:"cpu_ms_per_min"`
-	PSSMiB         float64 `json:"pss_mib"`
-	RSSMiB         float64 `json:"rss_mib"`
-	Threads        float64 `json:"threads"`
-	Goroutines     float64 `json:"goroutines,omitempty"`
-	TunnelsPerProc int     `json:"tunnels_per_proc"`
+	StartS      float64 `json:"start_after_release_s"`
+	WindowS     float64 `json:"window_s"`
+	WakeupsPerS float64 `json:"wakeups_per_s"`
+	// The spread over the processes: a mean can hide a few busy ones.
+	WakeupsPerSMedian float64 `json:"wakeups_per_s_median"`
+	WakeupsPerSP90    float64 `json:"wakeups_per_s_p90"`
+	CPUMsPerMin       float64 `json:"cpu_ms_per_min"`
+	PSSMiB            float64 `json:"pss_mib"`
+	RSSMiB            float64 `json:"rss_mib"`
+	Threads           float64 `json:"threads"`
+	Goroutines        float64 `json:"goroutines,omitempty"`
+	TunnelsPerProc    int     `json:"tunnels_per_proc"`
 }
 
 // treeSample is every root's tree at one moment: each with the time it was
@@ -150,25 +154,30 @@ func costBetween(before, after treeSample, released time.Time) idleCost {
 	var wakePerS, cpuMsPerMin, elapsed float64
 	var pss, rss uint64
 	threads := 0
+	each := make([]float64, len(after.usage)) // wakeups/s of each process
 	for i, a := range after.usage {
 		b := before.usage[i]
 		secs := after.at[i].Sub(before.at[i]).Seconds()
 		elapsed += secs
-		wakePerS += float64(a.wakeups-min(b.wakeups, a.wakeups)) / secs
+		each[i] = float64(a.wakeups-min(b.wakeups, a.wakeups)) / secs
+		wakePerS += each[i]
 		cpuMsPerMin += float64(a.ticks-min(b.ticks, a.ticks)) * 1000 / clkTck / secs * 60
 		pss += a.pss
 		rss += a.rss
 		threads += a.threads
 	}
 	n := float64(len(after.usage))
+	slices.Sort(each)
 	return idleCost{
-		Procs:       len(after.usage),
-		StartS:      before.at[0].Sub(released).Seconds(),
-		WindowS:     elapsed / n,
-		WakeupsPerS: wakePerS / n,
-		CPUMsPerMin: cpuMsPerMin / n,
-		PSSMiB:      float64(pss) / n / (1 << 20),
-		RSSMiB:      float64(rss) / n / (1 << 20),
-		Threads:     float64(threads) / n,
+		Procs:             len(after.usage),
+		StartS:            before.at[0].Sub(released).Seconds(),
+		WindowS:           elapsed / n,
+		WakeupsPerS:       wakePerS / n,
+		WakeupsPerSMedian: each[len(each)/2],
+		WakeupsPerSP90:    each[(len(each)*9)/10],
+		CPUMsPerMin:       cpuMsPerMin / n,
+		PSSMiB:            float64(pss) / n / (1 << 20),
+		RSSMiB:            float64(rss) / n / (1 << 20),
+		Threads:           float64(threads) / n,
 	}
 }
