@@ -21,7 +21,11 @@ const clkTck = 100
 // usage is one process tree at one moment.
 type usage struct {
 	wakeups uint64 // voluntary context switches of every thread: each is a sleep that ended
-	ticks   uint64 // user + system CPU
+	ticks   uint64 // user + system CPU, in clock ticks (10 ms)
+	// cpuNS is the CPU time of every live thread in ns, from schedstat:
+	// an idle process uses less than a tick a minute, so ticks alone
+	// would say 0 or 10 ms.
+	cpuNS   uint64
 	pss     uint64 // bytes
 	rss     uint64 // bytes
 	threads int
@@ -36,6 +40,7 @@ func treeUsage(root int, children map[int][]int) usage {
 		tasks, _ := filepath.Glob(dir + "/task/*/status")
 		for _, st := range tasks {
 			u.wakeups += statusField(st, "voluntary_ctxt_switches")
+			u.cpuNS += schedstatRunNS(filepath.Join(filepath.Dir(st), "schedstat"))
 		}
 		u.threads += len(tasks)
 		if b, err := os.ReadFile(dir + "/stat"); err == nil {
@@ -52,6 +57,21 @@ func treeUsage(root int, children map[int][]int) usage {
 		u.rss += statusField(dir+"/smaps_rollup", "Rss") * 1024
 	}
 	return u
+}
+
+// schedstatRunNS is the first field of a task's schedstat: the time it
+// has run, in ns (0 where the kernel does not keep it).
+func schedstatRunNS(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(string(f[0]), 10, 64)
+	return n
 }
 
 // statusField reads "Key:  N ..." from a /proc file.
@@ -161,7 +181,11 @@ func costBetween(before, after treeSample, released time.Time) idleCost {
 		elapsed += secs
 		each[i] = float64(a.wakeups-min(b.wakeups, a.wakeups)) / secs
 		wakePerS += each[i]
-		cpuMsPerMin += float64(a.ticks-min(b.ticks, a.ticks)) * 1000 / clkTck / secs * 60
+		cpuMs := float64(a.ticks-min(b.ticks, a.ticks)) * 1000 / clkTck
+		if a.cpuNS > 0 {
+			cpuMs = float64(a.cpuNS-min(b.cpuNS, a.cpuNS)) / 1e6
+		}
+		cpuMsPerMin += cpuMs / secs * 60
 		pss += a.pss
 		rss += a.rss
 		threads += a.threads
