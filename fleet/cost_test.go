@@ -144,6 +144,7 @@ type idleCost struct {
 	WakeupsPerSMedian float64 `json:"wakeups_per_s_median"`
 	WakeupsPerSP90    float64 `json:"wakeups_per_s_p90"`
 	CPUMsPerMin       float64 `json:"cpu_ms_per_min"`
+	CPUMsPerMinMedian float64 `json:"cpu_ms_per_min_median"`
 	PSSMiB            float64 `json:"pss_mib"`
 	RSSMiB            float64 `json:"rss_mib"`
 	Threads           float64 `json:"threads"`
@@ -174,7 +175,8 @@ func costBetween(before, after treeSample, released time.Time) idleCost {
 	var wakePerS, cpuMsPerMin, elapsed float64
 	var pss, rss uint64
 	threads := 0
-	each := make([]float64, len(after.usage)) // wakeups/s of each process
+	each := make([]float64, len(after.usage))    // wakeups/s of each process
+	eachCPU := make([]float64, len(after.usage)) // CPU ms/min of each process
 	for i, a := range after.usage {
 		b := before.usage[i]
 		secs := after.at[i].Sub(before.at[i]).Seconds()
@@ -185,13 +187,15 @@ func costBetween(before, after treeSample, released time.Time) idleCost {
 		if a.cpuNS > 0 {
 			cpuMs = float64(a.cpuNS-min(b.cpuNS, a.cpuNS)) / 1e6
 		}
-		cpuMsPerMin += cpuMs / secs * 60
+		eachCPU[i] = cpuMs / secs * 60
+		cpuMsPerMin += eachCPU[i]
 		pss += a.pss
 		rss += a.rss
 		threads += a.threads
 	}
 	n := float64(len(after.usage))
 	slices.Sort(each)
+	slices.Sort(eachCPU)
 	return idleCost{
 		Procs:             len(after.usage),
 		StartS:            before.at[0].Sub(released).Seconds(),
@@ -200,6 +204,7 @@ func costBetween(before, after treeSample, released time.Time) idleCost {
 		WakeupsPerSMedian: each[len(each)/2],
 		WakeupsPerSP90:    each[(len(each)*9)/10],
 		CPUMsPerMin:       cpuMsPerMin / n,
+		CPUMsPerMinMedian: eachCPU[len(eachCPU)/2],
 		PSSMiB:            float64(pss) / n / (1 << 20),
 		RSSMiB:            float64(rss) / n / (1 << 20),
 		Threads:           float64(threads) / n,
