@@ -118,7 +118,7 @@ func checkConfig(t *testing.T, cfg *Config) {
 			}
 			ports[hp] = tn.Name
 		}
-		if !nameRE.MatchString(tn.Name) || names[tn.Name] {
+		if !tunnelNamePattern.MatchString(tn.Name) || names[tn.Name] {
 			t.Fatalf("tunnels[%d]: bad or repeated name %q", i, tn.Name)
 		}
 		names[tn.Name] = true

@@ -23,11 +23,15 @@ type result struct {
 	Machine machine    `json:"machine"`
 	OutageS float64    `json:"outage_s"`
 	// MaxStartups is the hub's setting.
-	MaxStartups string   `json:"hub_maxstartups"`
-	Cold        phase    `json:"cold_start"`
-	Reboot      phase    `json:"reboot"`
-	Idle        idleCost `json:"idle"`
-	Hub         hubCost  `json:"hub"`
+	MaxStartups string `json:"hub_maxstartups"`
+	Cold        phase  `json:"cold_start"`
+	Reboot      phase  `json:"reboot"`
+	// Idle is the steady state, from a keepalive interval after the last
+	// forward came up; IdleAfterStart the same length of time from the end
+	// of the cold start.
+	Idle           idleCost `json:"idle"`
+	IdleAfterStart idleCost `json:"idle_after_start"`
+	Hub            hubCost  `json:"hub"`
 	// OneProcess is the same N tunnels in one rtunnel process.
 	OneProcess *onePhase `json:"one_process,omitempty"`
 }
@@ -60,6 +64,7 @@ type hubCost struct {
 type onePhase struct {
 	Cold                phase    `json:"cold_start"`
 	Idle                idleCost `json:"idle"`
+	IdleAfterStart      idleCost `json:"idle_after_start"`
 	RSSPerTunnelKiB     float64  `json:"rss_per_added_tunnel_kib"`
 	GoroutinesPerTunnel float64  `json:"goroutines_per_added_tunnel"`
 }
@@ -105,12 +110,14 @@ func (r *result) table() string {
 	row("reboot: sshd forks, logins, MaxStartups drops, wasted children", hubRow(r.Reboot.Hub))
 	row("sessions live after cold start / after reboot", fmt.Sprintf("%d / %d", r.Cold.SessionsLive, r.Reboot.SessionsLive))
 	row("SYNs to port 22 while sshd was down (total, per client)", fmt.Sprintf("%d, %.1f", r.Reboot.SYNsWhileDown, r.Reboot.SYNsPerClient))
-	row("idle per process: wakeups/s, CPU ms/min, PSS, threads", idleRow(r.Idle))
+	row("idle per process, steady: wakeups/s (median, p90), CPU ms/min (median), PSS, threads", idleRow(r.Idle))
+	row("idle per process, right after the start: wakeups/s (median, p90), CPU ms/min (median), PSS, threads", idleRow(r.IdleAfterStart))
 	row("hub: sshd processes, PSS per process, PSS per session", fmt.Sprintf("%d, %.2f MiB, %.2f MiB", r.Hub.Processes, r.Hub.PSSPerProcessMiB, r.Hub.PSSPerSessionMiB))
 	if o := r.OneProcess; o != nil {
 		row(fmt.Sprintf("one process, %d tunnels: 50 / 90 / 100 %% up", r.N), ramp(o.Cold.Ramp))
 		row("one process: sshd forks, logins, MaxStartups drops, wasted children", hubRow(o.Cold.Hub))
-		row("one process idle: wakeups/s, CPU ms/min, PSS, threads", idleRow(o.Idle))
+		row("one process idle, steady: wakeups/s (median, p90), CPU ms/min (median), PSS, threads", idleRow(o.Idle))
+		row("one process idle, right after the start: wakeups/s (median, p90), CPU ms/min (median), PSS, threads", idleRow(o.IdleAfterStart))
 		row("one process: RSS and goroutines per added tunnel", fmt.Sprintf("%.0f KiB, %.1f (%.0f goroutines in all)", o.RSSPerTunnelKiB, o.GoroutinesPerTunnel, o.Idle.Goroutines))
 	}
 	return b.String()
@@ -121,7 +128,8 @@ func hubRow(c hubCounts) string {
 }
 
 func idleRow(c idleCost) string {
-	return fmt.Sprintf("%.2f, %.2f, %.2f MiB, %.1f (over %.0f s)", c.WakeupsPerS, c.CPUMsPerMin, c.PSSMiB, c.Threads, c.WindowS)
+	return fmt.Sprintf("%.2f (%.2f, %.2f), %.2f (%.2f), %.2f MiB, %.1f (%.0f s from %.0f s after the start)",
+		c.WakeupsPerS, c.WakeupsPerSMedian, c.WakeupsPerSP90, c.CPUMsPerMin, c.CPUMsPerMinMedian, c.PSSMiB, c.Threads, c.WindowS, c.StartS)
 }
 
 // write stores the result as DIR/fleet-DATE-CLIENT-nN.json.

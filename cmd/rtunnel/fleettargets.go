@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -95,7 +94,7 @@ func newFleetTargetsCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
-var fleetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+var fleetNameRE = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 // parseInventory reads the inventory; every error names file:line and the fix.
 func parseInventory(path string, data []byte) ([]fleetRemote, error) {
@@ -113,7 +112,7 @@ func parseInventory(path string, data []byte) ([]fleetRemote, error) {
 			return nil, fmt.Errorf("%s:%d: want NAME SSH_PORT [METRICS_PORT], got %d fields", path, n, len(f))
 		}
 		r := fleetRemote{name: f[0]}
-		if !fleetNameRE.MatchString(r.name) {
+		if !fleetNameRE().MatchString(r.name) {
 			return nil, fmt.Errorf("%s:%d: name %q: use letters, digits, '.', '_' and '-' (it becomes the remote label)", path, n, r.name)
 		}
 		if at, dup := nameAt[r.name]; dup {

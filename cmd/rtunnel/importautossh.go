@@ -7,7 +7,6 @@ import (
 	"net"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -110,7 +109,7 @@ func importAutossh(in autosshInvocation, name string) (string, error) {
 	if len(argv) > 0 && filepath.Base(argv[0]) == "env" {
 		argv = argv[1:]
 	}
-	for len(argv) > 0 && envAssignment.MatchString(argv[0]) {
+	for len(argv) > 0 && envAssignment().MatchString(argv[0]) {
 		k, v, _ := strings.Cut(argv[0], "=")
 		in.env[k] = v
 		argv = argv[1:]
@@ -213,10 +212,10 @@ func (t *importedTunnel) destination(dest string, runAs account) error {
 	return nil
 }
 
-var notNameChar = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+var notNameChar = lazyRegexp(`[^A-Za-z0-9_.-]+`)
 
 func tunnelName(host string) string {
-	n := strings.Trim(notNameChar.ReplaceAllString(host, "-"), "-._")
+	n := strings.Trim(notNameChar().ReplaceAllString(host, "-"), "-._")
 	if n == "" {
 		return "tunnel"
 	}
@@ -249,4 +248,4 @@ func (t *importedTunnel) defaults(runAs account) {
 	}
 }
 
-var envAssignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+var envAssignment = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*=`)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -240,11 +239,11 @@ func splitSSHOption(kv string) (string, []string, error) {
 	return strings.ToLower(f[0]), f[1:], nil
 }
 
-var sshTimeRE = regexp.MustCompile(`^(\d+[smhdwSMHDW]?)+$`)
+var sshTimeRE = lazyRegexp(`^(\d+[smhdwSMHDW]?)+$`)
 
 // sshSeconds turns an ssh time (120, 2m, 1m30s) into a Go duration string.
 func sshSeconds(v string) (string, error) {
-	if !sshTimeRE.MatchString(v) {
+	if !sshTimeRE().MatchString(v) {
 		return "", fmt.Errorf("%q is not a time (seconds, or e.g. 1m30s)", v)
 	}
 	secs, n := 0, 0

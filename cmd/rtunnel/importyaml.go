@@ -3,16 +3,15 @@ package main
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 )
 
-var plainYAML = regexp.MustCompile(`^[A-Za-z0-9/_.@-][A-Za-z0-9/_.@:+,~=^-]*$`)
+var plainYAML = lazyRegexp(`^[A-Za-z0-9/_.@-][A-Za-z0-9/_.@:+,~=^-]*$`)
 
 // yamlString writes s bare when YAML reads it back as the same string.
 func yamlString(s string) string {
-	if plainYAML.MatchString(s) && !strings.Contains(s, ": ") {
+	if plainYAML().MatchString(s) && !strings.Contains(s, ": ") {
 		switch strings.ToLower(s) {
 		case "yes", "no", "true", "false", "on", "off", "null", "y", "n", "~":
 		default:
