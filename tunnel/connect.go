@@ -43,6 +43,8 @@ type attempt struct {
 	connected atomic.Bool
 	spoke     atomic.Bool                 // the server's version line arrived
 	tcp       atomic.Pointer[net.TCPConn] // the socket, once connected
+	// acks is set before connected and read only by connectFirst after it.
+	acks ackWatch
 }
 
 // lost reports whether the attempt's handshake has heard nothing from the
@@ -55,8 +57,37 @@ func (a *attempt) lost() bool {
 	if tc == nil {
 		return false
 	}
-	age, ok := lastAckAge(tc)
-	return ok && age >= 2*redialAfter
+	age, segs, ok := ackState(tc)
+	return ok && a.acks.lost(time.Now(), age, segs)
+}
+
+// ackWatch tells a lost link from a hub whose accept queue is full. Both
+// stop ACKing what the client sends. But when the queue overflows just as
+// the client's last handshake ACK arrives, the hub's kernel keeps the
+// connection half-open and repeats its SYN-ACK (on its own timer, and in
+// answer to the client's segments), which the client's kernel counts as
+// segments received but not as ACKs. Replacing that connection is what
+// made a thousand remotes starting at once leave sshd a hundred children
+// to fork for clients that had gone (make fleet, N=1000: "Broken pipe
+// [preauth]"); once the queue drains, the half-open connection goes on.
+type ackWatch struct {
+	lastAck time.Time // when the server's kernel last ACKed, as of the last sample
+	segs    uint32    // segments received by then (or by the sample that saw it)
+}
+
+// ackClock is the resolution of tcp_info's ages (milliseconds from
+// jiffies): an ACK time that moved by less is the same ACK.
+const ackClock = 20 * time.Millisecond
+
+// lost takes a sample read at now (tcp_info's last_ack_recv and segs_in)
+// and reports whether nothing at all has come from the server for
+// 2 x redialAfter: no ACK, and not a segment of any kind since the last
+// ACK.
+func (w *ackWatch) lost(now time.Time, ackAge time.Duration, segsIn uint32) bool {
+	if ackAt := now.Add(-ackAge); ackAt.Sub(w.lastAck) > ackClock {
+		w.lastAck, w.segs = ackAt, segsIn
+	}
+	return ackAge >= 2*redialAfter && segsIn == w.segs
 }
 
 // progressing is how much longer the attempt's handshake may run: the
@@ -195,6 +226,9 @@ func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, c
 	tc, _ := raw.(*net.TCPConn)
 	if tc != nil {
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: redialAfter, Interval: redialAfter})
+		if age, segs, ok := ackState(tc); ok { // the SYN-ACK: the first ACK
+			_ = a.acks.lost(time.Now(), age, segs)
+		}
 		a.tcp.Store(tc)
 	}
 	a.connected.Store(true)

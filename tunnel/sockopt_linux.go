@@ -34,6 +34,17 @@ func lastAckAge(tc *net.TCPConn) (time.Duration, bool) {
 	return time.Duration(info.Last_ack_recv) * time.Millisecond, true
 }
 
+// ackState is how long ago the kernel last received an ACK on tc and how
+// many segments of any kind it has received (tcp_info's last_ack_recv and
+// segs_in).
+func ackState(tc *net.TCPConn) (ackAge time.Duration, segsIn uint32, ok bool) {
+	info, ok := tcpInfo(tc)
+	if !ok {
+		return 0, 0, false
+	}
+	return time.Duration(info.Last_ack_recv) * time.Millisecond, info.Segs_in, true
+}
+
 // lastDataAge is how long ago the kernel last received data from the peer
 // on tc, read by us or not (tcp_info's last_data_recv).
 func lastDataAge(tc *net.TCPConn) (time.Duration, bool) {
