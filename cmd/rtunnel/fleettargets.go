@@ -162,24 +162,3 @@ func fleetFileSD(remotes []fleetRemote, hub, address string) (metrics, ssh []byt
 	ssh, _ = json.MarshalIndent(sg, "", "  ")
 	return append(metrics, '\n'), append(ssh, '\n')
 }
-
-// writeReplacing writes path through a temporary file and a rename.
-func writeReplacing(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
