@@ -273,22 +273,44 @@ func (s *session) rejectUnknown(nc ssh.NewChannel, addr string) {
 // serves it on its own goroutine; over the limit or while stopping it is
 // refused at once.
 func (s *session) admitChannel(nc ssh.NewChannel, f *fwdState, origin string) {
-	select {
-	case s.sem <- struct{}{}:
-	default:
+	switch s.takeSlot(f.label, "a forwarded connection") {
+	case slotsFull:
 		nc.Reject(ssh.ResourceShortage, "too many connections")
-		s.t.obs.ConnRejected(s.t.cfg.Name, f.label, "max_connections")
-		s.warnLimited("max-conns:"+f.label, "refused a forwarded connection: max_connections reached",
-			"forward", f.label, "max_connections", s.t.cfg.MaxConnections)
 		return
-	}
-	if !s.admit() {
-		<-s.sem
+	case slotsClosed:
 		nc.Reject(ssh.ConnectionFailed, "rtunnel is shutting down")
 		return
 	}
 	s.wg.Add(1)
 	go s.serve(nc, f, origin)
+}
+
+type slotResult int
+
+const (
+	slotTaken   slotResult = iota
+	slotsFull              // max_connections reached: counted and logged
+	slotsClosed            // the session is stopping
+)
+
+// takeSlot takes one of max_connections' slots and counts the connection
+// as active for a connection through the forward labelled label. A full
+// session counts the rejection and logs it (at most once a minute per
+// forward); a stopping one takes nothing.
+func (s *session) takeSlot(label, what string) slotResult {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.t.obs.ConnRejected(s.t.cfg.Name, label, "max_connections")
+		s.warnLimited("max-conns:"+label, "refused "+what+": max_connections reached",
+			"forward", label, "max_connections", s.t.cfg.MaxConnections)
+		return slotsFull
+	}
+	if !s.admit() {
+		<-s.sem
+		return slotsClosed
+	}
+	return slotTaken
 }
 
 // serve dials the local target and pipes the channel to it. origin is who

@@ -151,17 +151,7 @@ func (s *session) acceptLocal(l *localState, ln net.Listener) {
 			}
 			return
 		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			c.Close()
-			s.t.obs.ConnRejected(s.t.cfg.Name, l.label, "max_connections")
-			s.warnLimited("max-conns:"+l.label, "refused a local forward connection: max_connections reached",
-				"forward", l.label, "max_connections", s.t.cfg.MaxConnections)
-			continue
-		}
-		if !s.admit() {
-			<-s.sem
+		if s.takeSlot(l.label, "a local forward connection") != slotTaken {
 			c.Close()
 			continue
 		}
