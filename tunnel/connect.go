@@ -84,10 +84,15 @@ const ackClock = 20 * time.Millisecond
 // 2 x redialAfter: no ACK, and not a segment of any kind since the last
 // ACK.
 func (w *ackWatch) lost(now time.Time, ackAge time.Duration, segsIn uint32) bool {
+	w.observe(now, ackAge, segsIn)
+	return ackAge >= 2*redialAfter && segsIn == w.segs
+}
+
+// observe notes a newer ACK, and the segments received by then.
+func (w *ackWatch) observe(now time.Time, ackAge time.Duration, segsIn uint32) {
 	if ackAt := now.Add(-ackAge); ackAt.Sub(w.lastAck) > ackClock {
 		w.lastAck, w.segs = ackAt, segsIn
 	}
-	return ackAge >= 2*redialAfter && segsIn == w.segs
 }
 
 // progressing is how much longer the attempt's handshake may run: the
@@ -227,7 +232,7 @@ func (t *Tunnel) attemptConnect(ctx context.Context, a *attempt, ep *Endpoint, c
 	if tc != nil {
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: redialAfter, Interval: redialAfter})
 		if age, segs, ok := ackState(tc); ok { // the SYN-ACK: the first ACK
-			_ = a.acks.lost(time.Now(), age, segs)
+			a.acks.observe(time.Now(), age, segs)
 		}
 		a.tcp.Store(tc)
 	}
