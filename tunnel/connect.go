@@ -107,6 +107,21 @@ func (a *attempt) progressing(timeout time.Duration, start time.Time) time.Durat
 	return moreForProgress(timeout, start, age, ok && a.spoke.Load())
 }
 
+// abandon gives up a lost attempt with a reset, not a FIN. A close would
+// leave the kernel retransmitting the unACKed version line and then the
+// FIN for a minute; if the hub's accept queue was full when our handshake
+// ACK came (its SYN cookie then holds the connection, and nothing on the
+// hub remembers it), one of those retransmissions makes the hub's kernel
+// create the connection after all, and sshd forks a child for a client
+// that has gone ("Broken pipe [preauth]"). A reset stops them, and to a
+// hub that kept no state it is nothing.
+func (a *attempt) abandon() {
+	if tc := a.tcp.Load(); tc != nil {
+		_ = tc.SetLinger(0)
+	}
+	a.cancel()
+}
+
 type attemptResult struct {
 	a   *attempt
 	hop *hop
@@ -211,7 +226,7 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, creds *credenti
 			}
 		case <-tick.C:
 			if current.lost() {
-				current.cancel()
+				current.abandon()
 				current = launch()
 				fresh.Reset(synRedial << synRedials)
 			}

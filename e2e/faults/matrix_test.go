@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rtunnel/rtunnel/internal/tcptest"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/rtunnel/rtunnel/internal/daemontest"
 	"github.com/rtunnel/rtunnel/internal/sshdtest"
+	"github.com/rtunnel/rtunnel/internal/tcptest"
 )
 
 // Row: the remote's link blackholed (nft drop both ways, no RST) for 20 s.
@@ -107,6 +108,19 @@ func TestHandshakeStartedOnALossyLink(t *testing.T) {
 		t.Errorf("%d connections to the hub during 8 s of loss: stalled handshakes were not restarted", conns)
 	}
 	back := l.waitTraffic(t, 20*time.Second)
+	// Each replaced connection was given up with a reset: the hub's child
+	// ends at once ("Connection reset by"), instead of waiting for
+	// LoginGraceTime or, once the loss heals, being woken by the given-up
+	// socket's retransmissions into a child for a client that is gone
+	// ("Broken pipe [preauth]", make fleet's wasted children).
+	hubLog := l.sshd.Log()[logFrom:]
+	ports := regexp.MustCompile(`Connection from `+regexp.QuoteMeta(l.remote.IP)+` port (\d+) `).FindAllStringSubmatch(hubLog, -1)
+	for _, m := range ports[:max(0, len(ports)-1)] {
+		reset := regexp.MustCompile(`Connection reset by ` + regexp.QuoteMeta(l.remote.IP) + ` port ` + m[1] + `\b`)
+		if !reset.MatchString(hubLog) {
+			t.Errorf("the connection from port %s was replaced without a reset; sshd log:\n%s", m[1], hubLog)
+		}
+	}
 	recovery := back.Sub(healed)
 	figure(t, "lossy handshake recovery (traffic after loss stops)", recovery.Round(time.Millisecond))
 	if recovery > 3*time.Second {
