@@ -99,8 +99,9 @@ func runFleet(t *testing.T, o fleetOptions) *result {
 	cs, release := startFleet(t, h, dir, o.kind, rs)
 	mark := len(h.srv.Log())
 	h.resetSYNs(t)
+	kernel := h.kernelCounts(t)
 	t0 := release()
-	res.Cold = h.phase(t, "cold start", ports, t0, o.upTimeout, mark, cs)
+	res.Cold = h.phase(t, "cold start", ports, t0, o.upTimeout, mark, kernel, cs)
 	if res.Cold.Ramp.Up == 0 {
 		t.FailNow() // nothing else can be measured
 	}
@@ -121,11 +122,23 @@ func runFleet(t *testing.T, o fleetOptions) *result {
 	}
 	res.Hub = h.cost()
 
+	// The clients' own counts, read once the idle windows are over (a
+	// scrape wakes every process): the cold start's so far, then the
+	// reboot's as the difference.
+	var attempts attemptCounts
+	if o.kind == kindRtunnel {
+		attempts = scrapeAttempts(h.ns, rs)
+		res.Cold.ClientAttempts = attempts
+	}
 	mark = len(h.srv.Log())
+	kernel = h.kernelCounts(t)
 	syns, back := h.reboot(t, o.outage)
-	res.Reboot = h.phase(t, "reboot", ports, back, o.upTimeout, mark, cs)
+	res.Reboot = h.phase(t, "reboot", ports, back, o.upTimeout, mark, kernel, cs)
 	res.Reboot.SYNsWhileDown = syns
 	res.Reboot.SYNsPerClient = float64(syns) / float64(o.n)
+	if o.kind == kindRtunnel {
+		res.Reboot.ClientAttempts = scrapeAttempts(h.ns, rs).minus(attempts)
+	}
 	stopClients(t, cs)
 
 	if o.oneProcess {
@@ -145,7 +158,7 @@ func (o fleetOptions) steadyFrom(released time.Time, r ramp) time.Time {
 
 // phase waits for the forwards and reads what the hub did, once its log
 // has gone quiet (children forked late for abandoned connections count).
-func (h *hub) phase(t *testing.T, name string, ports []int, since time.Time, timeout time.Duration, mark int, cs []*client) phase {
+func (h *hub) phase(t *testing.T, name string, ports []int, since time.Time, timeout time.Duration, mark int, kernel kernelCounts, cs []*client) phase {
 	t.Helper()
 	up := watchForwards(h, ports, since, timeout)
 	p := phase{Ramp: rampOf(up)}
@@ -167,7 +180,18 @@ func (h *hub) phase(t *testing.T, name string, ports []int, since time.Time, tim
 	h.waitQuiet(3*time.Second, time.Minute)
 	p.Hub = countHubLog(h.srv.Log()[mark:])
 	p.SessionsLive, _ = h.sessionProcs()
+	p.Kernel = h.kernelCounts(t).minus(kernel)
 	return p
+}
+
+// kernelCounts reads the hub namespace's TcpExt counters.
+func (h *hub) kernelCounts(t *testing.T) kernelCounts {
+	t.Helper()
+	k, err := readKernelCounts(h.anchor)
+	if err != nil {
+		t.Fatalf("the hub's kernel counters: %v", err)
+	}
+	return k
 }
 
 // waitQuiet waits until sshd has logged nothing for quiet (bounded by
@@ -216,10 +240,11 @@ func (h *hub) oneProcess(t *testing.T, dir string, rs []*remote, ports []int, o 
 	writeConfig(t, h, cfg, oneProcessMetrics, rs...)
 	logs := filepath.Join(dir, "logs")
 	mark := len(h.srv.Log())
+	kernel := h.kernelCounts(t)
 	c := startClient(t, logs, "one-process", []string{"ip", "netns", "exec", h.ns, rtunnelBinary(t), "up", "--config", cfg}, nil)
 	t.Cleanup(func() { stopClients(t, []*client{c}) })
 	released := time.Now()
-	one := &onePhase{Cold: h.phase(t, "one process", ports, released, o.upTimeout, mark, []*client{c})}
+	one := &onePhase{Cold: h.phase(t, "one process", ports, released, o.upTimeout, mark, kernel, []*client{c})}
 	idle := measureIdle([]int{c.pid}, released, o.steadyFrom(released, one.Cold.Ramp), o.idle)
 	one.Idle, one.IdleAfterStart = idle.steady, idle.afterStart
 	one.Idle.TunnelsPerProc, one.IdleAfterStart.TunnelsPerProc = len(rs), len(rs)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,6 +53,10 @@ type phase struct {
 	SessionsLive  int       `json:"sessions_live"`
 	SYNsWhileDown int       `json:"syns_while_down,omitempty"`
 	SYNsPerClient float64   `json:"syns_per_client,omitempty"`
+	// Kernel is what the hub's kernel dropped or took by SYN cookie.
+	Kernel kernelCounts `json:"hub_kernel"`
+	// ClientAttempts is the clients' connect attempts by result (rtunnel).
+	ClientAttempts attemptCounts `json:"client_attempts,omitempty"`
 }
 
 type hubCost struct {
@@ -106,8 +111,13 @@ func (r *result) table() string {
 	fmt.Fprintf(&b, "| %s, N=%d, MaxStartups %s (%s, commit %s) | |\n|---|---|\n", r.Client, r.N, r.MaxStartups, r.Date, r.Commit)
 	row("cold start: 50 / 90 / 100 % of forwards up", ramp(r.Cold.Ramp))
 	row("cold start: sshd forks, logins, MaxStartups drops, wasted children", hubRow(r.Cold.Hub))
+	row("cold start: hub kernel listen overflows, SYN cookies sent / received", kernelRow(r.Cold.Kernel))
 	row(fmt.Sprintf("reboot (down %.0f s): 50 / 90 / 100 %% back after sshd returns", r.OutageS), ramp(r.Reboot.Ramp))
 	row("reboot: sshd forks, logins, MaxStartups drops, wasted children", hubRow(r.Reboot.Hub))
+	row("reboot: hub kernel listen overflows, SYN cookies sent / received", kernelRow(r.Reboot.Kernel))
+	if r.Cold.ClientAttempts != nil {
+		row("clients' connect attempts by result: cold start; reboot", fmt.Sprintf("%s; %s", attemptRow(r.Cold.ClientAttempts), attemptRow(r.Reboot.ClientAttempts)))
+	}
 	row("sessions live after cold start / after reboot", fmt.Sprintf("%d / %d", r.Cold.SessionsLive, r.Reboot.SessionsLive))
 	row("SYNs to port 22 while sshd was down (total, per client)", fmt.Sprintf("%d, %.1f", r.Reboot.SYNsWhileDown, r.Reboot.SYNsPerClient))
 	row("idle per process, steady: wakeups/s (median, p90), CPU ms/min (median), PSS, threads", idleRow(r.Idle))
@@ -125,6 +135,23 @@ func (r *result) table() string {
 
 func hubRow(c hubCounts) string {
 	return fmt.Sprintf("%d, %d, %d, %d", c.Forks, c.Logins, c.Drops, c.Wasted)
+}
+
+func attemptRow(a attemptCounts) string {
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, a[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func kernelRow(k kernelCounts) string {
+	return fmt.Sprintf("%d, %d / %d", k.ListenOverflows, k.SyncookiesSent, k.SyncookiesRecv)
 }
 
 func idleRow(c idleCost) string {
