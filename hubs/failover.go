@@ -41,8 +41,14 @@ type Failover struct {
 	OnFailback func(from, to string)
 	// OnHubStopped is told when a hub failed permanently; the others go on.
 	OnHubStopped func(hub string, err error)
-	Kick         <-chan struct{} // as in reconnect.Loop
+
+	kicks reconnect.Kicks
 }
+
+// Kick ends the running session or the current wait, as
+// reconnect.Loop.Kick does; every hub's schedule starts afresh, and the
+// most preferred hub is tried first.
+func (f *Failover) Kick() { f.kicks.Kick() }
 
 // errFailback is the cause a session is cancelled with when a preferred hub
 // is back.
@@ -69,7 +75,7 @@ func (f *Failover) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				t.Stop()
 				return nil
-			case <-f.Kick:
+			case <-f.kicks.Pending():
 				t.Stop()
 				for j := range scheds {
 					scheds[j].Reset()
@@ -172,15 +178,7 @@ func (f *Failover) session(ctx context.Context, i int, stopped []bool) (upAt tim
 		cancel(nil)
 		wg.Wait()
 	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-f.Kick:
-			cancel(reconnect.ErrKick)
-		case <-sctx.Done():
-		}
-	}()
+	f.kicks.Begin(cancel)
 	to = -1
 	if i > 0 {
 		wg.Add(1)
@@ -198,6 +196,7 @@ func (f *Failover) session(ctx context.Context, i int, stopped []bool) (upAt tim
 			f.OnUse(f.Hubs[i].Name)
 		}
 	})
+	f.kicks.End() // before cancel(nil): a kick until then still counts
 	cancel(nil)
 	wg.Wait()
 	if c := context.Cause(sctx); errors.Is(c, errFailback) || errors.Is(c, reconnect.ErrKick) {

@@ -3,6 +3,7 @@ package reconnect
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -17,7 +18,6 @@ func TestKick(t *testing.T) {
 		start := time.Now()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		kick := make(chan struct{}, 1)
 		var starts []time.Duration // when each session started
 		var waits []time.Duration  // each scheduled retry's wait
 		var causes []error
@@ -55,13 +55,12 @@ func TestKick(t *testing.T) {
 				waits = append(waits, wait)
 				mu.Unlock()
 			},
-			Kick: kick,
 		}
 		done := make(chan error, 1)
 		go func() { done <- l.Run(ctx) }()
 
 		time.Sleep(15 * time.Second) // inside the second wait (20 s, from 10 s)
-		kick <- struct{}{}
+		l.Kick()
 		synctest.Wait()
 		gotStarts, gotWaits, _ := snapshot()
 		if len(gotStarts) != 3 || gotStarts[2] != 15*time.Second {
@@ -72,7 +71,7 @@ func TestKick(t *testing.T) {
 			t.Fatalf("waits %v: want 10 s, 20 s, then 10 s after the kick", gotWaits)
 		}
 		time.Sleep(20 * time.Second) // the fourth session is up since 25 s
-		kick <- struct{}{}
+		l.Kick()
 		if err := <-done; err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -85,6 +84,88 @@ func TestKick(t *testing.T) {
 		}
 		if len(gotWaits) != 3 {
 			t.Fatalf("waits %v: a kicked session must not schedule a retry", gotWaits)
+		}
+	})
+}
+
+// A kick that comes between sessions (here: while the retry is being
+// scheduled, before the wait starts) ends the wait that follows: the next
+// attempt starts at once, on a fresh schedule.
+func TestKickBetweenSessionsEndsTheNextWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var starts, waits []time.Duration
+		var l *Loop
+		l = &Loop{
+			Policy: Policy{Initial: 10 * time.Second, Max: time.Minute, Multiplier: 2, ResetAfter: time.Hour},
+			Session: func(ctx context.Context, _ func()) error {
+				starts = append(starts, time.Since(start))
+				if len(starts) == 4 {
+					cancel()
+					return nil
+				}
+				return errRetry
+			},
+			OnRetry: func(attempt int, _ error, wait time.Duration) {
+				waits = append(waits, wait)
+				if attempt == 2 {
+					l.Kick()
+				}
+			},
+		}
+		if err := l.Run(ctx); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		// 10 s after the first failure; the second's 20 s wait is kicked
+		// away; the third failure waits 10 s again, on a fresh schedule.
+		want := []time.Duration{0, 10 * time.Second, 10 * time.Second, 20 * time.Second}
+		if !slices.Equal(starts, want) {
+			t.Fatalf("session starts %v, want %v", starts, want)
+		}
+		if wantWaits := []time.Duration{10 * time.Second, 20 * time.Second, 10 * time.Second}; !slices.Equal(waits, wantWaits) {
+			t.Fatalf("waits %v, want %v", waits, wantWaits)
+		}
+	})
+}
+
+// A kick that comes before the session starts (here: before Run) is not
+// lost: that session is cancelled with ErrKick as it starts, and the next
+// one starts at once without a retry being scheduled.
+func TestKickBeforeTheSessionCancelsIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var starts []time.Duration
+		var causes []error
+		retries := 0
+		l := &Loop{
+			Policy: Policy{Initial: 10 * time.Second, Max: time.Minute, Multiplier: 2, ResetAfter: time.Hour},
+			Session: func(ctx context.Context, _ func()) error {
+				starts = append(starts, time.Since(start))
+				causes = append(causes, context.Cause(ctx))
+				if len(starts) == 2 {
+					cancel()
+				}
+				<-ctx.Done()
+				return nil
+			},
+			OnRetry: func(int, error, time.Duration) { retries++ },
+		}
+		l.Kick()
+		if err := l.Run(ctx); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if len(starts) != 2 || starts[1] != 0 {
+			t.Fatalf("session starts %v, want two, both at once", starts)
+		}
+		if !errors.Is(causes[0], ErrKick) || causes[1] != nil {
+			t.Fatalf("causes at the sessions' start %v, want ErrKick, then none", causes)
+		}
+		if retries != 0 {
+			t.Fatalf("%d retries scheduled, want none", retries)
 		}
 	})
 }

@@ -110,15 +110,15 @@ type Loop struct {
 	IsSlow func(error) bool
 	// OnRetry is told about every scheduled retry (for logs and metrics).
 	OnRetry func(attempt int, err error, wait time.Duration)
-	// Kick, when it delivers, ends the running session (its context is
-	// cancelled with ErrKick as the cause) or the current wait, and the next
-	// attempt starts at once, on a fresh schedule: what autossh does on
-	// SIGUSR1. Nil: never.
-	Kick <-chan struct{}
+
+	kicks Kicks
 }
 
-// ErrKick is the cause a kicked session's context is cancelled with.
-var ErrKick = errors.New("reconnect requested")
+// Kick ends the running session (its context is cancelled with ErrKick as
+// the cause) or the current wait, and the next attempt starts at once, on a
+// fresh schedule: what autossh does on SIGUSR1. A kick between the two
+// ends the wait that follows. Safe from any goroutine, also before Run.
+func (l *Loop) Kick() { l.kicks.Kick() }
 
 // PermanentError is what Run returns when the session failed for good.
 type PermanentError struct{ Err error }
@@ -161,7 +161,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-l.Kick:
+		case <-l.kicks.Pending():
 			t.Stop()
 			fresh()
 			attempt = 0
@@ -215,21 +215,13 @@ func (s *Schedule) Next(err error) time.Duration {
 	return jittered(d, p.Jitter)
 }
 
-// session runs one session, cancelling it with ErrKick if Kick delivers
-// meanwhile; kicked says whether it did.
+// session runs one session, which a kick cancels with ErrKick; kicked says
+// whether one did.
 func (l *Loop) session(ctx context.Context, up func()) (kicked bool, err error) {
 	sctx, cancel := context.WithCancelCause(ctx)
-	watched := make(chan bool, 1)
-	go func() {
-		select {
-		case <-l.Kick:
-			cancel(ErrKick)
-			watched <- true
-		case <-sctx.Done():
-			watched <- false
-		}
-	}()
+	defer cancel(nil)
+	l.kicks.Begin(cancel)
 	err = l.Session(sctx, up)
-	cancel(nil)
-	return <-watched, err
+	l.kicks.End()
+	return errors.Is(context.Cause(sctx), ErrKick), err
 }

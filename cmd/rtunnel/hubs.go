@@ -39,7 +39,7 @@ func hubName(hub config.Endpoint) string {
 	return net.JoinHostPort(hub.Host, strconv.Itoa(hub.Port))
 }
 
-func (s *supervisor) failover(spec config.Tunnel, kick <-chan struct{}) func(context.Context) error {
+func (s *supervisor) failover(spec config.Tunnel) *hubs.Failover {
 	name := spec.Name
 	tlog := s.log.With("tunnel", name)
 	var names []string
@@ -48,7 +48,6 @@ func (s *supervisor) failover(spec config.Tunnel, kick <-chan struct{}) func(con
 		IsPermanent: tunnel.Permanent, IsFast: tunnel.FastRetry, IsRefused: tunnel.Refused, IsSlow: tunnel.Slow, IsBusy: tunnel.Busy,
 		FailbackAfter: spec.Backoff.ResetAfter,
 		CheckEvery:    spec.Keepalive.Interval,
-		Kick:          kick,
 	}
 	failures := map[string]*failureLog{}
 	for _, hub := range spec.Hubs {
@@ -88,7 +87,7 @@ func (s *supervisor) failover(spec config.Tunnel, kick <-chan struct{}) func(con
 	f.OnHubStopped = func(hub string, err error) {
 		tlog.Error("hub "+hub+" left out: this needs an operator, retrying cannot help; the other hubs go on", "hub", hub, "err", err.Error())
 	}
-	return f.Run
+	return f
 }
 
 // reachable is the failback check: does the hub accept a TCP connection?
@@ -106,23 +105,25 @@ func reachable(ctx context.Context, addr string, timeout time.Duration) bool {
 	return true
 }
 
-// holdAll runs one reconnect loop per hub at once. A kick (SIGUSR1) goes to
-// every loop. It returns when ctx ends, or when every hub stopped on a
-// permanent error (the first one's).
-func (s *supervisor) holdAll(spec config.Tunnel, r *running) func(context.Context) error {
+// holdAll runs one reconnect loop per hub at once; its kick (SIGUSR1)
+// goes to every loop. run returns when ctx ends, or when every hub stopped
+// on a permanent error (the first one's).
+func (s *supervisor) holdAll(spec config.Tunnel, r *running) (run func(context.Context) error, kick func()) {
 	var loops []*reconnect.Loop
-	var kicks []chan struct{}
 	names := r.hubHealth[:0]
 	for _, hub := range spec.Hubs {
 		hn := spec.Name + "@" + hubName(hub)
 		names = append(names, hn)
 		s.health.AddTunnel(hn, forwardLabels(tunnelConfig(s.cfg, spec, nil, nil)))
-		k := make(chan struct{}, 1)
-		kicks = append(kicks, k)
-		loops = append(loops, s.loop(hubSpec(spec, hub), hn, k))
+		loops = append(loops, s.loop(hubSpec(spec, hub), hn))
 	}
 	r.hubHealth = names
-	return func(ctx context.Context) error {
+	kick = func() {
+		for _, l := range loops {
+			l.Kick()
+		}
+	}
+	run = func(ctx context.Context) error {
 		var wg sync.WaitGroup
 		errs := make([]error, len(loops))
 		for i, l := range loops {
@@ -138,29 +139,14 @@ func (s *supervisor) holdAll(spec config.Tunnel, r *running) func(context.Contex
 				}
 			}()
 		}
-		finished := make(chan struct{})
-		go func() {
-			wg.Wait()
-			close(finished)
-		}()
-		for {
-			select {
-			case <-r.kick:
-				for _, k := range kicks {
-					select {
-					case k <- struct{}{}:
-					default:
-					}
-				}
-			case <-finished:
-				var pe *reconnect.PermanentError
-				for _, err := range errs {
-					if !errors.As(err, &pe) {
-						return nil // ctx ended
-					}
-				}
-				return errs[0]
+		wg.Wait()
+		var pe *reconnect.PermanentError
+		for _, err := range errs {
+			if !errors.As(err, &pe) {
+				return nil // ctx ended
 			}
 		}
+		return errs[0]
 	}
+	return run, kick
 }

@@ -53,7 +53,7 @@ type running struct {
 	name   string
 	spec   config.Tunnel
 	cancel context.CancelFunc
-	kick   chan struct{} // reconnect now (SIGUSR1)
+	kick   func() // reconnect now (SIGUSR1); nil when nothing runs
 	done   chan struct{}
 	err    error // *reconnect.PermanentError when it stopped for good
 	// hubHealth are the health entries of each hub (hubs: all), besides name.
@@ -153,16 +153,18 @@ func (s *supervisor) start(ctx context.Context, spec config.Tunnel) {
 	s.pending[name] = true
 	s.mu.Unlock()
 	rctx, cancel := context.WithCancel(ctx)
-	r := &running{name: name, spec: cloneTunnel(spec), cancel: cancel, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &running{name: name, spec: cloneTunnel(spec), cancel: cancel, done: make(chan struct{})}
 	s.tunnels[name] = r
 	var run func(context.Context) error
 	switch {
 	case holdAll:
-		run = s.holdAll(spec, r)
+		run, r.kick = s.holdAll(spec, r)
 	case len(spec.Hubs) > 1:
-		run = s.failover(spec, r.kick)
+		f := s.failover(spec)
+		run, r.kick = f.Run, f.Kick
 	default:
-		run = s.loop(spec, name, r.kick).Run
+		l := s.loop(spec, name)
+		run, r.kick = l.Run, l.Kick
 	}
 	go func() {
 		defer close(r.done)
@@ -198,7 +200,7 @@ func (s *supervisor) session(spec config.Tunnel, healthName string, tlog *slog.L
 
 // loop is one tunnel's reconnect loop on spec.Server, reported to health as
 // healthName.
-func (s *supervisor) loop(spec config.Tunnel, healthName string, kick <-chan struct{}) *reconnect.Loop {
+func (s *supervisor) loop(spec config.Tunnel, healthName string) *reconnect.Loop {
 	name := spec.Name
 	tlog := s.log.With("tunnel", healthName, "server", spec.Server.String())
 	session := s.session(spec, healthName, tlog)
@@ -222,7 +224,6 @@ func (s *supervisor) loop(spec config.Tunnel, healthName string, kick <-chan str
 			failures.failed(attempt, err, wait)
 			s.firstAttemptDone(name)
 		},
-		Kick: kick,
 	}
 }
 
@@ -336,12 +337,8 @@ func (s *supervisor) run(ctx context.Context, problems map[string]error, hup, us
 		case <-usr1:
 			s.log.Info("SIGUSR1: every tunnel reconnects now, without waiting for its backoff")
 			for _, r := range s.tunnels {
-				if r.kick == nil {
-					continue // refused at start: nothing runs
-				}
-				select {
-				case r.kick <- struct{}{}:
-				default: // a kick is already pending
+				if r.kick != nil { // nil: refused at start, nothing runs
+					r.kick()
 				}
 			}
 		}
