@@ -2,6 +2,7 @@ package hubs
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -53,4 +54,38 @@ func TestKickEndsTheWait(t *testing.T) {
 	if len(a.upTimes) != 1 || a.upTimes[0] != 101*time.Second {
 		t.Fatalf("up on a at %v, want once, at the kick (101s); sessions up on %v", a.upTimes, w.log)
 	}
+}
+
+// A failover whose session is up on the preferred hub holds no goroutine
+// beside the one that runs it: nothing is checked, and a kick reaches the
+// session through its context's cancel (issue 12).
+func TestIdleFailoverHoldsOnlyItsOwnGoroutine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 10
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, n)
+		before := runtime.NumGoroutine()
+		for range n {
+			w := &world{start: time.Now(), hubs: []*fakeHub{{name: "a", up: always}, {name: "b", up: always}}, waits: map[string][]time.Duration{}}
+			f := w.failover(defaults())
+			for i := range f.Hubs {
+				f.Hubs[i].Session = func(ctx context.Context, up func()) error {
+					up()
+					<-ctx.Done()
+					return nil
+				}
+			}
+			go func() { done <- f.Run(ctx) }()
+		}
+		synctest.Wait()
+		if got := runtime.NumGoroutine() - before; got != n {
+			t.Errorf("%d failovers with their sessions up hold %d goroutines, want %d (one each)", n, got, n)
+		}
+		cancel()
+		for range n {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	})
 }

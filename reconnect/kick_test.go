@@ -3,6 +3,7 @@ package reconnect
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -166,6 +167,40 @@ func TestKickBeforeTheSessionCancelsIt(t *testing.T) {
 		}
 		if retries != 0 {
 			t.Fatalf("%d retries scheduled, want none", retries)
+		}
+	})
+}
+
+// A loop whose session is up holds no goroutine beside the one that runs
+// it: a kick reaches the session through its context's cancel, not
+// through a goroutine waiting for one in every tunnel (issue 12).
+func TestIdleLoopHoldsOnlyItsOwnGoroutine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 10
+		ctx, cancel := context.WithCancel(context.Background())
+		loops := make([]*Loop, n)
+		done := make(chan error, n)
+		before := runtime.NumGoroutine()
+		for i := range loops {
+			loops[i] = &Loop{
+				Policy: Policy{Initial: time.Second, Max: time.Minute, Multiplier: 2, ResetAfter: time.Minute},
+				Session: func(ctx context.Context, up func()) error {
+					up()
+					<-ctx.Done()
+					return nil
+				},
+			}
+			go func() { done <- loops[i].Run(ctx) }()
+		}
+		synctest.Wait()
+		if got := runtime.NumGoroutine() - before; got != n {
+			t.Errorf("%d loops with their sessions up hold %d goroutines, want %d (one each)", n, got, n)
+		}
+		cancel()
+		for range n {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
 		}
 	})
 }
