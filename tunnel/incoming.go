@@ -8,10 +8,11 @@ import (
 
 // What a hop's server starts on its own: global requests and channel
 // opens, and requests on the jump host's channel that carries the hop. One
-// goroutine per hop serves them all. An ssh.Client would run three more per
-// connection (its request and channel dispatchers, one in Wait) and the
-// session used to run one per channel type and one more in Wait; each sat
-// idle for the whole life of the session, in every tunnel of a process.
+// goroutine per hop serves them all; for the last hop that is the goroutine
+// that called Session. An ssh.Client would run three more per connection
+// (its request and channel dispatchers, one in Wait) and the session used
+// to run one per channel type and one more in Wait; each sat idle for the
+// whole life of the session, in every tunnel of a process.
 // Nothing here blocks on more than one packet write: a forwarded channel
 // is handed to its own goroutine at once (golang/go#18439).
 
@@ -32,7 +33,6 @@ var refusedChannelTypes = map[string]bool{
 // two with the connection, then ends the session: a hop whose connection
 // is gone takes the session with it.
 func (s *session) serveIncoming(h *hop) {
-	defer s.wg.Done()
 	chans, reqs, carrier := h.chans, h.reqs, h.carrier
 	for chans != nil || reqs != nil {
 		select {

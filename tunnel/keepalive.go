@@ -124,4 +124,7 @@ func (s *session) stopTimers() {
 	for _, t := range s.timers {
 		t.Stop()
 	}
+	if s.stopOnCancel != nil {
+		s.stopOnCancel()
+	}
 }

@@ -65,12 +65,26 @@ type session struct {
 
 	timers    []*time.Timer // keepalive.go; stopped by finish
 	finishing bool          // finish has begun: no timer callback may start
+	// stopOnCancel unregisters the graceful stop setUp arranged for ctx's
+	// end; finish calls it.
+	stopOnCancel func() bool
+
+	// wasUp: setUp set every forward up. Written by setUp, read by Session
+	// after finish has waited for it.
+	wasUp bool
 }
 
 // Session connects once and serves until the link dies or ctx ends. up is
-// called once the session carries its forwards. It returns nil after a
+// called once the session carries its forwards, from a goroutine of the
+// session's (it has returned before Session does). It returns nil after a
 // clean stop (ctx ended), otherwise why the session ended; every goroutine
 // it started has returned by then.
+//
+// The calling goroutine serves the server's incoming requests and
+// channels (incoming.go) for the whole session: an idle tunnel then holds
+// no goroutine of its own beside it and x/crypto's three (issue 12). The
+// forwards are set up on a goroutine that ends once they are, and ctx's end
+// starts the graceful stop from a context.AfterFunc.
 func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	t.obs.ConnectAttempt(t.cfg.Name)
 	start := time.Now()
@@ -106,37 +120,23 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	var downErr error
 	defer func() { t.obs.Disconnected(t.cfg.Name, downErr) }()
 	s.watch()
-
-	err = s.listenLocals()
-	if err == nil {
-		err = s.requestForwards(ctx)
+	s.wg.Add(1)
+	go s.setUp(ctx, up)
+	// Until the server's connection is closed: by the server, by a kill
+	// (a failed setup, a dead link, a dead jump hop) or by the graceful stop.
+	s.serveIncoming(s.server)
+	err = s.finish()
+	// finish waited for setUp and the graceful stop: wasUp and stopping
+	// hold their last values.
+	if s.stopping || !s.wasUp && ctx.Err() != nil {
+		t.logStop(ctx) // the graceful stop ran, or ctx ended the setup
+		return nil
 	}
-	if err != nil {
-		s.kill(err)
-		err = s.finish()
-		if ctx.Err() != nil {
-			t.logStop(ctx)
-			return nil
-		}
+	if !s.wasUp {
 		t.obs.ConnectResult(t.cfg.Name, Result(err))
 		downErr = err
 		return err
 	}
-	t.obs.ConnectResult(t.cfg.Name, ResultOK)
-	t.setStale(nil)
-	if up != nil {
-		up()
-	}
-
-	select {
-	case <-ctx.Done():
-		s.shutdown()
-		s.finish()
-		t.logStop(ctx)
-		return nil
-	case <-s.dead:
-	}
-	err = s.finish()
 	if notClosedByServer(err) && s.chain[0].tcp != nil {
 		tcp := s.chain[0].tcp
 		t.setStale(&staleConn{local: tcp.LocalAddr().(*net.TCPAddr), remote: tcp.RemoteAddr().(*net.TCPAddr), since: time.Now()})
@@ -164,14 +164,52 @@ func hopNames(chain []*hop) string {
 	return strings.Join(names, ",")
 }
 
-// watch arms, per hop, the keepalive that notices a dead link and starts
-// the goroutine that serves or refuses what the server starts
-// (incoming.go).
+// watch arms, per hop, the keepalive that notices a dead link, and for
+// each jump hop starts the goroutine that serves or refuses what its
+// server starts (incoming.go); Session's own goroutine serves the last
+// hop's.
 func (s *session) watch() {
 	for _, h := range s.chain {
 		s.startKeepalive(h)
+		if h == s.server {
+			continue
+		}
 		s.wg.Add(1)
-		go s.serveIncoming(h)
+		go func() {
+			defer s.wg.Done()
+			s.serveIncoming(h)
+		}()
+	}
+}
+
+// setUp sets the forwards up, then reports the session up and arranges the
+// graceful stop for ctx's end; if a forward fails, it kills the session.
+// It runs on a goroutine of its own because the server's incoming must be
+// served meanwhile: a reply to tcpip-forward may follow any number of the
+// server's own requests and channel opens, and x/crypto queues only 16
+// of each before its reader stops (the hostile-server tests).
+func (s *session) setUp(ctx context.Context, up func()) {
+	defer s.wg.Done()
+	err := s.listenLocals()
+	if err == nil {
+		err = s.requestForwards(ctx)
+	}
+	if err != nil {
+		s.kill(err)
+		return
+	}
+	s.t.obs.ConnectResult(s.t.cfg.Name, ResultOK)
+	s.t.setStale(nil)
+	s.wasUp = true
+	if up != nil {
+		up()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.finishing {
+		// onTimer: the stop counts as the session's goroutine, and does
+		// nothing once the session is dead.
+		s.stopOnCancel = context.AfterFunc(ctx, s.onTimer(s.shutdown))
 	}
 }
 
