@@ -125,10 +125,11 @@ func (t *Tunnel) Session(ctx context.Context, up func()) error {
 	// Until the server's connection is closed: by the server, by a kill
 	// (a failed setup, a dead link, a dead jump hop) or by the graceful stop.
 	s.serveIncoming(s.server)
-	err = s.finish()
-	// finish waited for setUp and the graceful stop: wasUp and stopping
-	// hold their last values.
-	if s.stopping || !s.wasUp && ctx.Err() != nil {
+	err = s.finish() // setUp and the graceful stop have returned: wasUp is final
+	s.mu.Lock()
+	stopped := s.stopping
+	s.mu.Unlock()
+	if stopped || !s.wasUp && ctx.Err() != nil {
 		t.logStop(ctx) // the graceful stop ran, or ctx ended the setup
 		return nil
 	}
