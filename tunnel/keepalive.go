@@ -10,35 +10,46 @@ import (
 // Counting from the last packet (not from missed replies) meets that bound
 // exactly; OpenSSH's ServerAlive can take one interval longer.
 //
-// It runs on two timers, not on a goroutine of its own: an idle tunnel
-// then holds no goroutine for it between ticks (a process may hold many
+// It runs on timers, not on a goroutine of its own: an idle tunnel then
+// holds no goroutine for it between ticks (a process may hold many
 // tunnels). A goroutine exists only while a callback runs or a request
-// waits for its reply.
+// waits for its reply. Each tick first checks the silence; the check timer
+// is armed only when the silence would reach the limit before the next
+// tick, which on a live link it never does (count_max >= 2): an idle
+// tunnel wakes once per interval, not also once per limit for a check that
+// found the link alive (issue 12).
 type keepalive struct {
 	s        *session
 	h        *hop
 	interval time.Duration
 	limit    time.Duration
 	inflight atomic.Bool
-	tick     *time.Timer // sends the next request
-	check    *time.Timer // fires when the silence could reach limit
+	tick     *time.Timer  // checks the silence, then sends the next request
+	tickDue  atomic.Int64 // when tick fires next, unix nanoseconds
+	check    *time.Timer  // fires when the silence reaches limit before the next tick
 }
 
-// startKeepalive arms h's keepalive timers; finish stops them.
+// startKeepalive arms h's keepalive tick; finish stops its timers.
 func (s *session) startKeepalive(h *hop) {
 	interval := s.t.cfg.KeepaliveInterval
 	k := &keepalive{s: s, h: h, interval: interval, limit: interval * time.Duration(s.t.cfg.KeepaliveCountMax)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	k.tickDue.Store(time.Now().Add(k.interval).UnixNano())
 	k.tick = time.AfterFunc(k.interval, s.onTimer(k.send))
-	k.check = time.AfterFunc(k.limit, s.onTimer(k.checkSilence))
+	k.check = time.AfterFunc(k.limit, s.onTimer(k.checkOnly))
+	k.check.Stop() // armed by checkSilence when needed
 	s.timers = append(s.timers, k.tick, k.check)
 }
 
 // send asks the hop for a reply; one request at most is in flight, and a
 // tick that finds one still waiting is counted as missed.
 func (k *keepalive) send() {
+	k.tickDue.Store(time.Now().Add(k.interval).UnixNano())
 	k.s.rearm(k.tick, k.interval)
+	if !k.checkSilence() {
+		return
+	}
 	if k.inflight.Load() {
 		k.s.t.obs.KeepaliveMissed(k.s.t.cfg.Name)
 		return
@@ -53,9 +64,13 @@ func (k *keepalive) send() {
 	}
 }
 
-// checkSilence kills the session once the hop has been silent for limit,
-// else re-arms for when the silence could reach it.
-func (k *keepalive) checkSilence() {
+// checkOnly is the check timer's callback.
+func (k *keepalive) checkOnly() { k.checkSilence() }
+
+// checkSilence kills the session once the hop has been silent for limit
+// and reports false; else it arms the check timer if the silence could
+// reach limit before the next tick (which checks again).
+func (k *keepalive) checkSilence() (alive bool) {
 	h := k.h
 	silent := time.Since(h.conn.lastHeard())
 	if h.tcp != nil {
@@ -68,8 +83,10 @@ func (k *keepalive) checkSilence() {
 		}
 	}
 	if silent < k.limit {
-		k.s.rearm(k.check, k.limit-silent)
-		return
+		if left, arm := checkAfter(time.Now(), silent, k.limit, time.Unix(0, k.tickDue.Load())); arm {
+			k.s.rearm(k.check, left)
+		}
+		return true
 	}
 	if h.tcp != nil {
 		data, _ := lastDataAge(h.tcp)
@@ -81,6 +98,15 @@ func (k *keepalive) checkSilence() {
 			"kernel_data_ago", data.String(), "kernel_ack_ago", ack.String())
 	}
 	k.s.kill(&LinkDeadError{Hop: h.ep.String(), Silent: silent})
+	return false
+}
+
+// checkAfter is when the silence, silent at now, reaches limit, and
+// whether that comes before the next tick (due at tickDue), which would
+// check it anyway.
+func checkAfter(now time.Time, silent, limit time.Duration, tickDue time.Time) (left time.Duration, arm bool) {
+	left = limit - silent
+	return left, now.Add(left).Before(tickDue)
 }
 
 // onTimer wraps a timer callback so that it counts as one of the session's
