@@ -100,8 +100,10 @@ func runFleet(t *testing.T, o fleetOptions) *result {
 	mark := len(h.srv.Log())
 	h.resetSYNs(t)
 	kernel := h.kernelCounts(t)
+	logs := logSizes(cs)
 	t0 := release()
 	res.Cold = h.phase(t, "cold start", ports, t0, o.upTimeout, mark, kernel, cs)
+	res.Cold.ClientErrors = clientErrors(cs, logs)
 	if res.Cold.Ramp.Up == 0 {
 		t.FailNow() // nothing else can be measured
 	}
@@ -132,8 +134,10 @@ func runFleet(t *testing.T, o fleetOptions) *result {
 	}
 	mark = len(h.srv.Log())
 	kernel = h.kernelCounts(t)
+	logs = logSizes(cs)
 	syns, back := h.reboot(t, o.outage)
 	res.Reboot = h.phase(t, "reboot", ports, back, o.upTimeout, mark, kernel, cs)
+	res.Reboot.ClientErrors = clientErrors(cs, logs)
 	res.Reboot.SYNsWhileDown = syns
 	res.Reboot.SYNsPerClient = float64(syns) / float64(o.n)
 	if o.kind == kindRtunnel {

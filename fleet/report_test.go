@@ -57,6 +57,9 @@ type phase struct {
 	Kernel kernelCounts `json:"hub_kernel"`
 	// ClientAttempts is the clients' connect attempts by result (rtunnel).
 	ClientAttempts attemptCounts `json:"client_attempts,omitempty"`
+	// ClientErrors is what the clients logged for retries other than busy
+	// and refused ones (at info level: the first of a kind in an outage).
+	ClientErrors map[string]int `json:"client_errors,omitempty"`
 }
 
 type hubCost struct {
@@ -117,6 +120,9 @@ func (r *result) table() string {
 	row("reboot: hub kernel listen overflows, SYN cookies sent / received", kernelRow(r.Reboot.Kernel))
 	if r.Cold.ClientAttempts != nil {
 		row("clients' connect attempts by result: cold start; reboot", fmt.Sprintf("%s; %s", attemptRow(r.Cold.ClientAttempts), attemptRow(r.Reboot.ClientAttempts)))
+	}
+	if r.Cold.ClientErrors != nil || r.Reboot.ClientErrors != nil {
+		row("clients' logged retry errors (not busy or refused): cold start; reboot", fmt.Sprintf("%s; %s", attemptRow(r.Cold.ClientErrors), attemptRow(r.Reboot.ClientErrors)))
 	}
 	row("sessions live after cold start / after reboot", fmt.Sprintf("%d / %d", r.Cold.SessionsLive, r.Reboot.SessionsLive))
 	row("SYNs to port 22 while sshd was down (total, per client)", fmt.Sprintf("%d, %.1f", r.Reboot.SYNsWhileDown, r.Reboot.SYNsPerClient))
