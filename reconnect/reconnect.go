@@ -81,11 +81,9 @@ func jittered(d time.Duration, jitter float64) time.Duration {
 // dropped once would wait 16 s and then 32 s on a hub with room again), and
 // busySpread jitter: the clients it dropped arrived together, and with
 // +-20 % they would arrive together again; half to one and a half times the
-// step spreads them over the whole of it. busyMax was 8 s: the last of a
-// thousand remotes then waited up to 12 s while the hub had room (make
-// fleet: 90 % of forwards up after 16-18 s, all of them 10 s later).
+// step spreads them over the whole of it.
 const (
-	busyMax    = 4 * time.Second
+	busyMax    = 8 * time.Second
 	busySpread = 0.5
 )
 

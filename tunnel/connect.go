@@ -18,19 +18,13 @@ import (
 //
 // Two kinds of attempt are replaced, because nothing of them is on the
 // server (a server that never ACKed has nothing queued to accept):
-//   - a connect whose SYN is unanswered, about on the kernel's own
-//     schedule: just before each SYN retransmission would be due (1, 3,
-//     7 s), a fresh socket sends it instead, and from then on every 3.8 s
-//     where the kernel's gaps grow to 8 and 16 s. A hub whose accept queue
-//     is full (sshd working through a storm) drops SYNs as silently as a
-//     lost link does, and with the kernel's gaps the last remotes of a
-//     thousand waited 8-16 s while the hub had room again (make fleet:
-//     the hub's ListenOverflows). A hub that is not there gets 6 SYNs in a
-//     15 s connect_timeout instead of the kernel's 5 (a fresh SYN every
-//     second cost a down hub far more than autossh does, issue 12). Each
-//     one takes a fresh route, source address and port: after a NAT
-//     rebinding or an address change the old socket's retransmissions go
-//     out from an address that is gone.
+//   - a connect whose SYN is unanswered, on the kernel's own schedule: just
+//     before each SYN retransmission would be due (1, 3, 7, 15 s), a fresh
+//     socket sends it instead. The hub gets no more SYNs than from the
+//     kernel alone (a fresh SYN every second cost a down hub more than
+//     autossh does, issue 12), and each one takes a fresh route, source
+//     address and port: after a NAT rebinding or an address change the old
+//     socket's retransmissions go out from an address that is gone.
 //   - a handshake whose server has stopped ACKing anything (keepalive
 //     probes every redialAfter go unanswered for twice as long): its
 //     packets were lost on a link that dropped, and its retransmissions are
@@ -39,15 +33,9 @@ const (
 	redialAfter = time.Second
 	// synRedial is the first fresh SYN's delay: just before the kernel's
 	// first retransmission (its initial RTO is 1 s), which it replaces.
-	// Each later one doubles, as the kernel's do, up to synRedialMax.
-	synRedial    = 950 * time.Millisecond
-	synRedialMax = 4 * synRedial
+	// Each later one doubles, as the kernel's do.
+	synRedial = 950 * time.Millisecond
 )
-
-// synRedialAfter is the delay of the fresh SYN after n of them.
-func synRedialAfter(n int) time.Duration {
-	return min(synRedial<<min(n, 8), synRedialMax)
-}
 
 // attempt is one TCP connect + SSH handshake of connectFirst.
 type attempt struct {
@@ -234,13 +222,13 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, creds *credenti
 				current = launch()
 				// The next fresh SYN comes twice as late, as the kernel's would.
 				synRedials++
-				fresh.Reset(synRedialAfter(synRedials))
+				fresh.Reset(synRedial << synRedials)
 			}
 		case <-tick.C:
 			if current.lost() {
 				current.abandon()
 				current = launch()
-				fresh.Reset(synRedialAfter(synRedials))
+				fresh.Reset(synRedial << synRedials)
 			}
 		}
 	}
