@@ -69,7 +69,7 @@ func TestClassifyBusyHub(t *testing.T) {
 				check(t, err, classified{result: ResultHandshake})
 				return
 			}
-			check(t, err, classified{result: ResultBusy, words: []string{"closed the connection before it spoke SSH", "MaxStartups"}})
+			check(t, err, classified{result: ResultBusy, busy: true, words: []string{"closed the connection before it spoke SSH", "MaxStartups"}})
 		})
 	}
 }

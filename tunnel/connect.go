@@ -206,7 +206,8 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, creds *credenti
 			if current.connected.Load() {
 				step = "SSH handshake"
 			}
-			return nil, &TimeoutError{Step: step, Hop: ep.String(), After: ep.ConnectTimeout}
+			return nil, &TimeoutError{Step: step, Hop: ep.String(), After: ep.ConnectTimeout,
+				Unanswered: current.connected.Load() && !current.spoke.Load()}
 		case r := <-results:
 			if r.a != current {
 				// A replaced attempt finishing late: never a second login.

@@ -200,7 +200,7 @@ func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *cr
 		return nil, herr
 	}
 	if timedOut {
-		return nil, &TimeoutError{Step: "SSH handshake", Hop: ep.String(), After: ep.ConnectTimeout}
+		return nil, &TimeoutError{Step: "SSH handshake", Hop: ep.String(), After: ep.ConnectTimeout, Unanswered: !banner.seen.Load()}
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

@@ -264,10 +264,18 @@ type TimeoutError struct {
 	Step  string
 	Hop   string
 	After time.Duration
+	// Unanswered: the connection was made but the server never sent its
+	// SSH version line. A hub working through a storm (sshd has not got
+	// to the connection in its accept queue yet) or a hung sshd.
+	Unanswered bool
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("%s with %s did not finish within %s", e.Step, e.Hop, e.After)
+	msg := fmt.Sprintf("%s with %s did not finish within %s", e.Step, e.Hop, e.After)
+	if e.Unanswered {
+		msg += ": connected, but sshd never sent its version (a hub busy with a storm of connections, or a hung sshd)"
+	}
+	return msg
 }
 
 // Timeout marks it as a net.Error-style timeout.
@@ -427,10 +435,16 @@ func FastRetry(err error) bool {
 }
 
 // Busy reports whether err is a hub turning connections away before the
-// SSH handshake (MaxStartups): retried after a spread-out wait.
+// SSH handshake (MaxStartups), or one that took the connection but never
+// answered it within connect_timeout: retried after a spread-out wait of
+// a few seconds. The host is up and its sshd behind; an outage's grown wait
+// (16 s and more after a hub reboot) left a remote whose first connection
+// waited out a storm in the accept queue waiting long after the hub had
+// room (make fleet N=1000: all back 58 s after the reboot instead of 27).
 func Busy(err error) bool {
 	var be *BusyError
-	return errors.As(err, &be)
+	var te *TimeoutError
+	return errors.As(err, &be) || errors.As(err, &te) && te.Unanswered
 }
 
 // isAuthFailure recognises x/crypto's error for refused public keys, and
