@@ -14,7 +14,7 @@ import (
 // has moved on (a wasted pre-auth child), and two attempts that both get
 // through log in twice. On a busy hub, connections wait in its accept queue
 // with their TCP handshake done (its kernel ACKs them): those are left
-// alone until connect_timeout.
+// alone, up to 4 x connect_timeout (slowHandshakeLimit, dial.go).
 //
 // Two kinds of attempt are replaced, because nothing of them is on the
 // server (a server that never ACKed has nothing queued to accept):
@@ -97,14 +97,18 @@ func (w *ackWatch) observe(now time.Time, ackAge time.Duration, segsIn uint32) {
 
 // progressing is how much longer the attempt's handshake may run: the
 // server has sent data (its kernel received some) within timeout, so it is
-// answering, slowly (see slowHandshakeLimit). 0: give up.
+// answering, slowly, or it has not spoken yet but its kernel ACKs, so the
+// connection is queued (see slowHandshakeLimit). 0: give up.
 func (a *attempt) progressing(timeout time.Duration, start time.Time) time.Duration {
 	tc := a.tcp.Load()
 	if !a.connected.Load() || tc == nil {
 		return 0
 	}
+	if !a.spoke.Load() {
+		return moreWhileQueued(timeout, start, tc) // (see slowHandshakeLimit)
+	}
 	age, ok := lastDataAge(tc)
-	return moreForProgress(timeout, start, age, ok && a.spoke.Load())
+	return moreForProgress(timeout, start, age, ok)
 }
 
 // abandon gives up a lost attempt with a reset, not a FIN. A close would
@@ -202,12 +206,10 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, creds *credenti
 				deadline.Reset(more) // a slow hub that answers (see slowHandshakeLimit)
 				continue
 			}
-			step := "TCP connect"
 			if current.connected.Load() {
-				step = "SSH handshake"
+				return nil, handshakeTimeout(ep, started, !current.spoke.Load())
 			}
-			return nil, &TimeoutError{Step: step, Hop: ep.String(), After: ep.ConnectTimeout,
-				Unanswered: current.connected.Load() && !current.spoke.Load()}
+			return nil, &TimeoutError{Step: "TCP connect", Hop: ep.String(), After: ep.ConnectTimeout}
 		case r := <-results:
 			if r.a != current {
 				// A replaced attempt finishing late: never a second login.

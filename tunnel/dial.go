@@ -176,8 +176,12 @@ func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *cr
 		reqs  <-chan *ssh.Request
 	)
 	start := time.Now()
+	tc, _ := raw.(*net.TCPConn)
 	err, timedOut := boundedBy(ctx, ep.ConnectTimeout, func() time.Duration {
-		return moreForProgress(ep.ConnectTimeout, start, time.Since(conn.lastHeard()), banner.seen.Load())
+		if !banner.seen.Load() {
+			return moreWhileQueued(ep.ConnectTimeout, start, tc)
+		}
+		return moreForProgress(ep.ConnectTimeout, start, time.Since(conn.lastHeard()), true)
 	}, func() { conn.Close() }, func() error {
 		var err error
 		c, chans, reqs, err = ssh.NewClientConn(conn, ep.Addr(), cfg)
@@ -200,7 +204,7 @@ func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *cr
 		return nil, herr
 	}
 	if timedOut {
-		return nil, &TimeoutError{Step: "SSH handshake", Hop: ep.String(), After: ep.ConnectTimeout, Unanswered: !banner.seen.Load()}
+		return nil, handshakeTimeout(ep, start, !banner.seen.Load())
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -219,10 +223,41 @@ func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *cr
 // the hub answers every step; abandoning it makes the hub's work wasted and,
 // if the hub had just accepted the key, leaves a second login behind. So
 // once the server has spoken SSH, connect_timeout bounds its silence, not
-// the whole handshake, up to slowHandshakeLimit x connect_timeout. A server
-// that never speaks (or a connection still in its accept queue) is still
-// given up at connect_timeout.
+// the whole handshake, up to slowHandshakeLimit x connect_timeout.
 const slowHandshakeLimit = 4
+
+// The same holds before the hub has spoken, while its kernel keeps ACKing
+// (the handshake's TCP keepalive probes come every redialAfter): the
+// connection waits in the accept queue of a hub whose sshd is behind. A
+// fresh connection would queue behind it, and sshd would still fork for
+// the one given up and find its client gone (a wasted child; make fleet
+// N=1000 saw 39 at cold start). A hub whose kernel stops answering is a
+// lost link, replaced within 2 s (connect.go).
+
+// moreWhileQueued is how much longer a handshake that started at start may
+// wait for a server that has not spoken: up to slowHandshakeLimit x
+// timeout while its kernel ACKs on tc, checked again every 2 x
+// redialAfter. 0: give up.
+func moreWhileQueued(timeout time.Duration, start time.Time, tc *net.TCPConn) time.Duration {
+	if tc == nil {
+		return 0
+	}
+	if age, ok := lastAckAge(tc); !ok || age >= 2*redialAfter {
+		return 0
+	}
+	left := slowHandshakeLimit*timeout - time.Since(start)
+	return max(0, min(2*redialAfter, left))
+}
+
+// handshakeTimeout is the error of a handshake given up on after it began
+// at start; unanswered: the server never sent its version.
+func handshakeTimeout(ep *Endpoint, start time.Time, unanswered bool) *TimeoutError {
+	after := ep.ConnectTimeout
+	if took := time.Since(start); took > after {
+		after = took.Round(time.Second)
+	}
+	return &TimeoutError{Step: "SSH handshake", Hop: ep.String(), After: after, Unanswered: unanswered}
+}
 
 // moreForProgress is how much longer a handshake that started at start
 // may run, given how long ago the server was last heard and whether it has
