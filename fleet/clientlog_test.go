@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -44,8 +45,19 @@ func countRetryErrors(log string, counts map[string]int) {
 		if json.Unmarshal([]byte(line), &e) != nil || e.Result == "busy" || e.Result == "dial" || e.Result == "" {
 			continue
 		}
-		counts[e.Result+": "+numbers.ReplaceAllString(e.Err, "N")]++
+		counts[e.Result+": "+normalizeClientErr(e.Err)]++
 	}
+}
+
+var (
+	ipAndPort = regexp.MustCompile(`[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(:[0-9]+)?`)
+	fleetName = regexp.MustCompile(`rtfleet[0-9a-z]+`)
+)
+
+// normalizeClientErr keeps an error's durations (which timeout) and drops
+// addresses and user names.
+func normalizeClientErr(s string) string {
+	return fleetName.ReplaceAllString(ipAndPort.ReplaceAllString(s, "ADDR"), "USER")
 }
 
 // logSizes is where each client's log ends now.
@@ -62,14 +74,14 @@ func logSizes(cs []*client) []int64 {
 func TestCountRetryErrors(t *testing.T) {
 	log := strings.Join([]string{
 		`{"level":"WARN","msg":"tunnel down; will retry","result":"dial","err":"cannot connect to fleet@10.0.0.1:22: connection refused","retry_in":"1s"}`,
-		`{"level":"INFO","msg":"tunnel still down, for another reason now; will retry","result":"timeout","err":"SSH handshake with fleet@10.0.0.1:22 did not finish within 15s","retry_in":"16.2s"}`,
-		`{"level":"INFO","msg":"tunnel still down, for another reason now; will retry","result":"timeout","err":"SSH handshake with fleet@10.0.0.2:22 did not finish within 15s","retry_in":"3s"}`,
+		`{"level":"INFO","msg":"tunnel still down, for another reason now; will retry","result":"timeout","err":"SSH handshake with rtfleet1a2@10.0.0.1:22 did not finish within 15s","retry_in":"16.2s"}`,
+		`{"level":"INFO","msg":"tunnel still down, for another reason now; will retry","result":"timeout","err":"SSH handshake with rtfleet3b@10.0.0.2:22 did not finish within 15s","retry_in":"3s"}`,
 		`{"level":"INFO","msg":"hub busy (MaxStartups?)","result":"busy","err":"x","retry_in":"2s"}`,
 		`{"level":"INFO","msg":"forward up","forward":"localhost:2220"}`,
 	}, "\n")
 	counts := map[string]int{}
 	countRetryErrors(log, counts)
-	want := "timeout: SSH handshake with fleet@N.N.N.N:N did not finish within Ns"
+	want := "timeout: SSH handshake with USER@ADDR did not finish within 15s"
 	if counts[want] != 2 || len(counts) != 1 {
 		t.Errorf("counts %v, want %q: 2", counts, want)
 	}

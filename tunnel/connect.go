@@ -61,6 +61,18 @@ func (a *attempt) lost() bool {
 	return ok && a.acks.lost(time.Now(), age, segs)
 }
 
+// queued reports whether the attempt's connection is made and the
+// server's kernel is still there, by the same samples as lost: false where
+// tcp_info cannot tell. Only connectFirst's goroutine calls it.
+func (a *attempt) queued() bool {
+	tc := a.tcp.Load()
+	if !a.connected.Load() || tc == nil {
+		return false
+	}
+	age, segs, ok := ackState(tc)
+	return ok && !a.acks.lost(time.Now(), age, segs)
+}
+
 // ackWatch tells a lost link from a hub whose accept queue is full. Both
 // stop ACKing what the client sends. But when the queue overflows just as
 // the client's last handshake ACK arrives, the hub's kernel keeps the
@@ -105,7 +117,7 @@ func (a *attempt) progressing(timeout time.Duration, start time.Time) time.Durat
 		return 0
 	}
 	if !a.spoke.Load() {
-		return moreWhileQueued(timeout, start, tc) // (see slowHandshakeLimit)
+		return moreWhileQueued(timeout, start, a.queued()) // (see slowHandshakeLimit)
 	}
 	age, ok := lastDataAge(tc)
 	return moreForProgress(timeout, start, age, ok)

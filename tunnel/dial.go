@@ -176,13 +176,16 @@ func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *cr
 		reqs  <-chan *ssh.Request
 	)
 	start := time.Now()
-	tc, _ := raw.(*net.TCPConn)
-	err, timedOut := boundedBy(ctx, ep.ConnectTimeout, func() time.Duration {
-		if !banner.seen.Load() {
-			return moreWhileQueued(ep.ConnectTimeout, start, tc)
-		}
-		return moreForProgress(ep.ConnectTimeout, start, time.Since(conn.lastHeard()), true)
-	}, func() { conn.Close() }, func() error {
+	more := func() time.Duration {
+		return moreForProgress(ep.ConnectTimeout, start, time.Since(conn.lastHeard()), banner.seen.Load())
+	}
+	if spoke != nil {
+		// connectFirst watches the first hop's progress, telling a
+		// connection queued at a busy hub from a lost one, and gives up on
+		// it; this is only the backstop.
+		more = func() time.Duration { return max(0, slowHandshakeLimit*ep.ConnectTimeout-time.Since(start)) }
+	}
+	err, timedOut := boundedBy(ctx, ep.ConnectTimeout, more, func() { conn.Close() }, func() error {
 		var err error
 		c, chans, reqs, err = ssh.NewClientConn(conn, ep.Addr(), cfg)
 		return err
@@ -226,23 +229,20 @@ func handshakeWatched(ctx context.Context, raw net.Conn, ep *Endpoint, creds *cr
 // the whole handshake, up to slowHandshakeLimit x connect_timeout.
 const slowHandshakeLimit = 4
 
-// The same holds before the hub has spoken, while its kernel keeps ACKing
-// (the handshake's TCP keepalive probes come every redialAfter): the
-// connection waits in the accept queue of a hub whose sshd is behind. A
-// fresh connection would queue behind it, and sshd would still fork for
+// The same holds before the hub has spoken, while its kernel is there
+// (it ACKs the handshake's TCP keepalive probes, or repeats its SYN-ACK
+// while its accept queue is full; connect.go tells that from a lost link):
+// the connection waits in the accept queue of a hub whose sshd is behind.
+// A fresh connection would queue behind it, and sshd would still fork for
 // the one given up and find its client gone (a wasted child; make fleet
-// N=1000 saw 39 at cold start). A hub whose kernel stops answering is a
-// lost link, replaced within 2 s (connect.go).
+// N=1000 saw 39 at cold start).
 
 // moreWhileQueued is how much longer a handshake that started at start may
-// wait for a server that has not spoken: up to slowHandshakeLimit x
-// timeout while its kernel ACKs on tc, checked again every 2 x
-// redialAfter. 0: give up.
-func moreWhileQueued(timeout time.Duration, start time.Time, tc *net.TCPConn) time.Duration {
-	if tc == nil {
-		return 0
-	}
-	if age, ok := lastAckAge(tc); !ok || age >= 2*redialAfter {
+// wait for a server that has not spoken but whose kernel is there
+// (queued): up to slowHandshakeLimit x timeout, checked again every
+// 2 x redialAfter. 0: give up.
+func moreWhileQueued(timeout time.Duration, start time.Time, queued bool) time.Duration {
+	if !queued {
 		return 0
 	}
 	left := slowHandshakeLimit*timeout - time.Since(start)
