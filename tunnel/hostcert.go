@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtunnel/rtunnel/internal/sshpattern"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -92,7 +93,7 @@ func hostMatches(patterns []string, name string) bool {
 			continue
 		}
 		negated := strings.HasPrefix(p, "!")
-		if !wildcardMatch(strings.ToLower(strings.TrimPrefix(p, "!")), name) {
+		if !sshpattern.Match(name, strings.ToLower(strings.TrimPrefix(p, "!"))) {
 			continue
 		}
 		if negated {
@@ -116,31 +117,6 @@ func hashedMatch(entry, name string) bool {
 	mac := hmac.New(sha1.New, salt)
 	mac.Write([]byte(name))
 	return hmac.Equal(mac.Sum(nil), want)
-}
-
-// wildcardMatch matches * (any run) and ? (one character).
-func wildcardMatch(pattern, s string) bool {
-	for len(pattern) > 0 {
-		switch pattern[0] {
-		case '*':
-			for i := len(s); i >= 0; i-- {
-				if wildcardMatch(pattern[1:], s[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-		default:
-			if s == "" || s[0] != pattern[0] {
-				return false
-			}
-		}
-		pattern, s = pattern[1:], s[1:]
-	}
-	return s == ""
 }
 
 // hasAuthority reports whether known_hosts trusts a CA for the endpoint.

@@ -1,40 +1,14 @@
 package sshconfig
 
-import "strings"
+import (
+	"strings"
 
-// matchPattern is OpenSSH's match_pattern: '*' is any run of characters,
-// '?' any one character, everything else literal and case sensitive.
-func matchPattern(s, pattern string) bool {
-	for {
-		if pattern == "" {
-			return s == ""
-		}
-		switch pattern[0] {
-		case '*':
-			for len(pattern) > 0 && pattern[0] == '*' {
-				pattern = pattern[1:]
-			}
-			if pattern == "" {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if matchPattern(s[i:], pattern) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-		default:
-			if s == "" || s[0] != pattern[0] {
-				return false
-			}
-		}
-		s, pattern = s[1:], pattern[1:]
-	}
-}
+	"github.com/rtunnel/rtunnel/internal/sshpattern"
+)
+
+// matchPattern is OpenSSH's match_pattern (internal/sshpattern, shared
+// with the tunnel's known_hosts matching).
+func matchPattern(s, pattern string) bool { return sshpattern.Match(s, pattern) }
 
 // matchList is OpenSSH's match_pattern_list for a comma-separated list in
 // which "!pattern" excludes: true when some positive pattern matches and no

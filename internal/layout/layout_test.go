@@ -30,10 +30,11 @@ func TestDependencyDirection(t *testing.T) {
 		pkg     string
 		allowed []string // prefixes; anything else is a violation
 	}{
-		{"config", []string{"go.yaml.in/yaml/v3", mod + "config/sshconfig"}},
-		{"config/sshconfig", nil}, // the standard library only
-		{"tunnel", []string{"golang.org/x/crypto/", "golang.org/x/sys/"}},
-		{"reconnect", nil}, // the standard library only
+		{"config", []string{"go.yaml.in/yaml/v3", mod + "config/sshconfig", mod + "internal/sshpattern"}},
+		{"config/sshconfig", []string{mod + "internal/sshpattern"}},
+		{"tunnel", []string{"golang.org/x/crypto/", "golang.org/x/sys/", mod + "internal/sshpattern"}},
+		{"internal/sshpattern", nil}, // the standard library only
+		{"reconnect", nil},           // the standard library only
 		{"hubs", []string{mod + "reconnect"}},
 	}
 	for _, r := range rules {
@@ -58,9 +59,10 @@ func TestDependencyDirection(t *testing.T) {
 	// No product package imports test helpers.
 	for _, p := range []string{"cmd/rtunnel", "config", "tunnel", "reconnect", "health"} {
 		for _, d := range deps(t, p) {
-			// internal/authkeys is product code (the hub-side key lines); the
-			// rest of internal/ is test helpers.
-			helper := strings.HasPrefix(d, mod+"internal/") && d != mod+"internal/authkeys"
+			// internal/authkeys (the hub-side key lines) and
+			// internal/sshpattern (OpenSSH's host patterns) are product
+			// code; the rest of internal/ is test helpers.
+			helper := strings.HasPrefix(d, mod+"internal/") && d != mod+"internal/authkeys" && d != mod+"internal/sshpattern"
 			if helper || strings.HasPrefix(d, "go.uber.org/goleak") {
 				t.Errorf("%s imports the test helper %s", p, d)
 			}
