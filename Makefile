@@ -60,8 +60,11 @@ fleet:
 	@bash scripts/install-deps.sh --fleet
 	RTUNNEL_FLEET=1 $(GO) test -run 'TestFleet$$' -v -count=1 -timeout 90m ./fleet/ -args -n=$(N) -client=$(CLIENT) -maxstartups=$(MAXSTARTUPS)
 
+# Twice: with the race detector (goroutines, fds, threads, races), then
+# without it (RSS: the race runtime's own memory grows with every goroutine).
 soak: deps
 	RTUNNEL_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak ./e2e/...
+	RTUNNEL_SOAK=1 $(GO) test -count=1 -timeout 60m -run Soak ./e2e/...
 
 # Each fuzz target for FUZZTIME; `make test` runs them briefly (CI), and
 # `make fuzz FUZZTIME=10m` for real.

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtunnel/rtunnel/internal/daemontest"
 )
 
 // usage is one reading of the rtunnel process: the kernel's view plus the
@@ -116,6 +118,14 @@ func TestSoak(t *testing.T) {
 	}
 	if end.threads > base.threads+4 {
 		t.Errorf("threads %d -> %d over %d cycles", base.threads, end.threads, cycles)
+	}
+	if daemontest.RaceBuild {
+		// The race detector's shadow memory and per-goroutine state grow
+		// with every goroutine ever started (200 cycles: 35 -> 62 MiB, on
+		// code that stays at 13 -> 17 MiB without it): `make soak` checks
+		// RSS with a second, non-race run.
+		t.Logf("RSS not checked: rtunnel is built with -race")
+		return
 	}
 	if limit := base.rssKiB + max(16<<10, base.rssKiB/4); end.rssKiB > limit {
 		t.Errorf("RSS %d KiB -> %d KiB over %d cycles (limit %d)", base.rssKiB, end.rssKiB, cycles, limit)
