@@ -25,8 +25,9 @@ import (
 // The dead link is noticed within interval x count_max + 1 s; traffic flows
 // again within 3 s of the link's return. The hub runs the guide's
 // ClientAlive 15 s x 3, so it still holds the dead session (and the port)
-// when the link returns: rtunnel's poke from the old address makes it let
-// go (tunnel/dial.go).
+// when the link returns: the first login's forward is refused, and the
+// poke from the old address that goes with the next connect makes the hub
+// let go (tunnel/poke.go).
 func TestLinkBlackholed(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, labOpts{hubExtra: "ClientAliveInterval 15\nClientAliveCountMax 3\n"})
@@ -64,12 +65,30 @@ func TestLinkBlackholed(t *testing.T) {
 	// Attempts during the outage followed the growing schedule (connect
 	// attempts hung on the dead link, each at most connect_timeout, with
 	// the kernel's SYN retransmissions and no second connect beside them).
-	downs := d.Retries(from)
+	var downs, refusals []daemontest.Entry
+	for _, e := range d.Retries(from) {
+		if e.Str("result") == "forward_refused" {
+			refusals = append(refusals, e)
+		} else {
+			downs = append(downs, e)
+		}
+	}
 	figure(t, "blackhole: attempts during 20 s", len(downs))
 	for i, e := range downs {
 		w, _ := time.ParseDuration(e.Str("retry_in"))
 		if step := time.Second << i; w < step*8/10 || w > step*12/10 {
 			t.Errorf("retry %d: retry_in %s during a 20 s outage, want %v +-20%%", i, e.Str("retry_in"), step)
+		}
+	}
+	// The stale session held the port: one refusal at most, after the
+	// link came back, then the poke freed it.
+	figure(t, "blackhole: forward refusals after the link came back", len(refusals))
+	if len(refusals) > 1 {
+		t.Errorf("%d forward refusals after the link came back, want at most 1 (the poke frees the port)", len(refusals))
+	}
+	for _, e := range refusals {
+		if logTime(t, e).Before(healed) {
+			t.Errorf("a forward refused at %v, before the link came back", e.Str("time"))
 		}
 	}
 }
