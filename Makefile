@@ -56,9 +56,10 @@ bench:
 N           ?= 100
 CLIENT      ?= rtunnel
 MAXSTARTUPS ?= 10:30:100
+SILENT      ?= false
 fleet:
 	@bash scripts/install-deps.sh --fleet
-	RTUNNEL_FLEET=1 $(GO) test -run 'TestFleet$$' -v -count=1 -timeout 90m ./fleet/ -args -n=$(N) -client=$(CLIENT) -maxstartups=$(MAXSTARTUPS)
+	RTUNNEL_FLEET=1 $(GO) test -run 'TestFleet$$' -v -count=1 -timeout 90m ./fleet/ -args -n=$(N) -client=$(CLIENT) -maxstartups=$(MAXSTARTUPS) -silent=$(SILENT)
 
 # Twice: with the race detector (goroutines, fds, threads, races), then
 # without it (RSS: the race runtime's own memory grows with every goroutine).

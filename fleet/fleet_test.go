@@ -14,6 +14,7 @@ var (
 	flagClient = flag.String("client", "", "fleet: rtunnel or autossh (default: $RTUNNEL_FLEET_CLIENT, else rtunnel)")
 	flagIdle   = flag.Duration("idle", 60*time.Second, "fleet: length of each idle window (steady, and right after the start) over which wakeups and CPU are counted")
 	flagOutage = flag.Duration("outage", 10*time.Second, "fleet: how long the hub stays down in the reboot phase")
+	flagSilent = flag.Bool("silent", false, "fleet: the reboot sends the clients nothing (a power cut): sshd's port is blackholed while it is killed and down")
 	flagOut    = flag.String("out", "../bench/results", "fleet: directory for the JSON result")
 )
 
@@ -34,7 +35,7 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("-client %q: use rtunnel or autossh", kind)
 	}
 	raiseFileLimit(t)
-	res := runFleet(t, fleetOptions{n: *flagN, kind: kind, idle: *flagIdle, steadyIdle: true, outage: *flagOutage,
+	res := runFleet(t, fleetOptions{n: *flagN, kind: kind, idle: *flagIdle, steadyIdle: true, outage: *flagOutage, silent: *flagSilent,
 		upTimeout: 10 * time.Minute, oneProcess: kind == kindRtunnel})
 	table := res.table()
 	t.Logf("fleet result:\n%s", table)
@@ -79,6 +80,7 @@ type fleetOptions struct {
 	idle       time.Duration
 	steadyIdle bool // start the steady idle window a keepalive interval after the last forward came up
 	outage     time.Duration
+	silent     bool // the reboot is a power cut: the clients hear nothing of it
 	upTimeout  time.Duration
 	oneProcess bool // also N tunnels in one rtunnel process
 }
@@ -135,7 +137,7 @@ func runFleet(t *testing.T, o fleetOptions) *result {
 	mark = len(h.srv.Log())
 	kernel = h.kernelCounts(t)
 	logs = logSizes(cs)
-	syns, back := h.reboot(t, o.outage)
+	syns, back := h.reboot(t, o.outage, o.silent)
 	res.Reboot = h.phase(t, "reboot", ports, back, o.upTimeout, mark, kernel, cs)
 	res.Reboot.ClientErrors = clientErrors(cs, logs)
 	res.Reboot.SYNsWhileDown = syns

@@ -243,16 +243,30 @@ func (h *hub) listening() map[int]bool {
 	return ports
 }
 
-// reboot kills sshd and every session at once, as a crash or a power cut
-// does, keeps it down for outage, and starts it again. It returns the SYNs
-// that reached port 22 while it was down and when it listened again.
-func (h *hub) reboot(t *testing.T, outage time.Duration) (syns int, back time.Time) {
+// reboot kills sshd and every session at once, as a crash does, keeps it
+// down for outage, and starts it again. It returns the SYNs that reached
+// port 22 while it was down and when it listened again. silent: as a power
+// cut does, the clients hear nothing of it (no FIN or reset from the killed
+// sessions, nothing answers while it is down): port 22 is blackholed from
+// before the kill until sshd listens again, and the clients find out from
+// their keepalive, which then meets the new kernel's reset.
+func (h *hub) reboot(t *testing.T, outage time.Duration, silent bool) (syns int, back time.Time) {
 	t.Helper()
 	h.resetSYNs(t)
+	if silent {
+		h.nft(t, `table inet rtunnel_fleet_cut {
+	chain in { type filter hook input priority -200; policy accept; tcp dport 22 drop; tcp sport 22 drop; }
+}
+`)
+		t.Cleanup(func() { h.host.Run("nft", "delete", "table", "inet", "rtunnel_fleet_cut") })
+	}
 	h.srv.Kill()
 	time.Sleep(outage) // the outage itself, not a synchronisation
 	syns = h.resetSYNs(t)
 	h.srv.Restart(t)
+	if silent {
+		h.host.Run("nft", "delete", "table", "inet", "rtunnel_fleet_cut")
+	}
 	return syns, time.Now()
 }
 

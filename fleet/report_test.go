@@ -23,6 +23,8 @@ type result struct {
 	N       int        `json:"n"`
 	Machine machine    `json:"machine"`
 	OutageS float64    `json:"outage_s"`
+	// Silent: the reboot was a power cut (the clients heard nothing).
+	Silent bool `json:"reboot_silent,omitempty"`
 	// MaxStartups is the hub's setting.
 	MaxStartups string `json:"hub_maxstartups"`
 	Cold        phase  `json:"cold_start"`
@@ -78,7 +80,7 @@ type onePhase struct {
 }
 
 func newResult(t *testing.T, o fleetOptions) *result {
-	r := &result{Date: time.Now().UTC().Format(time.RFC3339), Client: o.kind, N: o.n, OutageS: o.outage.Seconds(),
+	r := &result{Date: time.Now().UTC().Format(time.RFC3339), Client: o.kind, N: o.n, OutageS: o.outage.Seconds(), Silent: o.silent,
 		MaxStartups: *flagMaxStartups}
 	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		r.Commit = strings.TrimSpace(string(out))
@@ -115,7 +117,11 @@ func (r *result) table() string {
 	row("cold start: 50 / 90 / 100 % of forwards up", ramp(r.Cold.Ramp))
 	row("cold start: sshd forks, logins, MaxStartups drops, wasted children", hubRow(r.Cold.Hub))
 	row("cold start: hub kernel listen overflows, SYN cookies sent / received", kernelRow(r.Cold.Kernel))
-	row(fmt.Sprintf("reboot (down %.0f s): 50 / 90 / 100 %% back after sshd returns", r.OutageS), ramp(r.Reboot.Ramp))
+	how := ""
+	if r.Silent {
+		how = ", silent: a power cut"
+	}
+	row(fmt.Sprintf("reboot (down %.0f s%s): 50 / 90 / 100 %% back after sshd returns", r.OutageS, how), ramp(r.Reboot.Ramp))
 	row("reboot: sshd forks, logins, MaxStartups drops, wasted children", hubRow(r.Reboot.Hub))
 	row("reboot: hub kernel listen overflows, SYN cookies sent / received", kernelRow(r.Reboot.Kernel))
 	if r.Cold.ClientAttempts != nil {
