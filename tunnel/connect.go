@@ -160,7 +160,7 @@ func (t *Tunnel) connectFirst(ctx context.Context, ep *Endpoint, creds *credenti
 		pokeCancel()
 		wg.Wait()
 	}()
-	poking := t.stalePokeDue()
+	poking := t.cfg.DialContext == nil && !t.cfg.DisableStalePoke && t.staleConn() != nil
 	launch := func() *attempt {
 		actx, cancel := context.WithCancel(ctx)
 		a := &attempt{cancel: cancel}

@@ -136,7 +136,6 @@ func (s *session) request(ctx context.Context, f *fwdState) (bool, error) {
 	}
 	if !ok {
 		s.t.obs.ForwardRefused(s.t.cfg.Name, f.label)
-		s.t.armStalePoke()
 		return false, nil
 	}
 	if f.f.RemotePath == "" && f.f.RemotePort == 0 {
@@ -165,13 +164,6 @@ func (s *session) request(ctx context.Context, f *fwdState) (bool, error) {
 func (s *session) retryForward(f *fwdState) {
 	defer s.wg.Done()
 	s.retryOnSchedule(func() bool {
-		if s.t.stalePokeDue() {
-			// The stale session may hold the port (poke.go); a poke that
-			// goes unanswered is given up with the retry's wait.
-			pctx, cancel := context.WithTimeout(s.ctx, s.t.cfg.ForwardRetry)
-			s.t.poke(pctx)
-			cancel()
-		}
 		ok, err := s.request(s.ctx, f)
 		return err != nil || ok
 	}, func(attempt int, wait time.Duration, slowed bool) {

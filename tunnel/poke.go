@@ -17,24 +17,15 @@ import (
 // server's kernel answers it with a challenge ACK (RFC 5961 4.2), ours
 // answers that with a RST, the stale connection is gone and sshd frees its
 // ports. The same holds after a reset the server did not send (a firewall
-// rejecting on its behalf). It goes to the address the dead connection
-// had, never to a fresh DNS answer: only that server holds it.
-// Config.DisableStalePoke turns it off (deploy/hub/HUB.md says what a hub's
-// log shows of it).
-//
-// It is sent only once the server has refused a forward since the end
-// (the port is held, by the stale session as far as rtunnel can tell):
-// every first-hop attempt from then on sends it alongside ("poke"), and
-// with exit_on_forward_failure off, each retry of the refused forward.
-// A poke to a server that holds nothing connects, and sshd forks a child
-// for it that finds a reset: after a hub reboot, when every remote's
-// session died silently and the hub holds nothing, poking at once cost the
-// hub a wasted child per remote in the middle of the storm (make fleet).
+// rejecting on its behalf). So every first-hop attempt after such an end
+// sends that SYN alongside ("poke"); it is never used as a connection. It
+// goes to the address the dead connection had, never to a fresh DNS
+// answer: only that server holds it. Config.DisableStalePoke turns it off
+// (deploy/hub/HUB.md says what a hub's log shows of it).
 type staleConn struct {
 	local  *net.TCPAddr // our end of the dead connection
 	remote *net.TCPAddr // the server's end, as connected: never a fresh DNS answer
 	since  time.Time
-	armed  bool // a forward was refused since: poke
 }
 
 // pokeFor: then the old port is forgotten.
@@ -56,27 +47,6 @@ func (t *Tunnel) staleConn() *staleConn {
 		t.stale = nil
 	}
 	return t.stale
-}
-
-// stalePokeDue reports whether a poke is to be sent.
-func (t *Tunnel) stalePokeDue() bool {
-	if t.cfg.DialContext != nil || t.cfg.DisableStalePoke {
-		return false
-	}
-	st := t.staleConn()
-	t.staleMu.Lock()
-	defer t.staleMu.Unlock()
-	return st != nil && st.armed
-}
-
-// armStalePoke is told of a refused forward: if a stale connection is on
-// record, it may be what holds the port.
-func (t *Tunnel) armStalePoke() {
-	t.staleMu.Lock()
-	defer t.staleMu.Unlock()
-	if t.stale != nil {
-		t.stale.armed = true
-	}
 }
 
 func (t *Tunnel) setStale(s *staleConn) {
