@@ -247,9 +247,10 @@ func (h *hub) listening() map[int]bool {
 // down for outage, and starts it again. It returns the SYNs that reached
 // port 22 while it was down and when it listened again. silent: as a power
 // cut does, the clients hear nothing of it (no FIN or reset from the killed
-// sessions, nothing answers while it is down): port 22 is blackholed from
-// before the kill until sshd listens again, and the clients find out from
-// their keepalive, which then meets the new kernel's reset.
+// sessions, nothing answers while it is down) and the hub's kernel forgets
+// their connections: port 22 is blackholed from before the kill until sshd
+// listens again, the sessions' sockets are destroyed (ss -K), and the
+// clients find out from their keepalive, which then meets a reset.
 func (h *hub) reboot(t *testing.T, outage time.Duration, silent bool) (syns int, back time.Time) {
 	t.Helper()
 	h.resetSYNs(t)
@@ -261,6 +262,13 @@ func (h *hub) reboot(t *testing.T, outage time.Duration, silent bool) (syns int,
 		t.Cleanup(func() { h.host.Run("nft", "delete", "table", "inet", "rtunnel_fleet_cut") })
 	}
 	h.srv.Kill()
+	if silent {
+		// A power cut also takes the hub kernel's state: the killed
+		// sessions' sockets (closing, their FIN or reset blackholed) go
+		// too, or a client's first packets after the outage would meet
+		// them instead of a kernel that knows nothing.
+		h.host.Run("ss", "-K", "sport = :22")
+	}
 	time.Sleep(outage) // the outage itself, not a synchronisation
 	syns = h.resetSYNs(t)
 	h.srv.Restart(t)
