@@ -10,9 +10,8 @@ import (
 	"time"
 )
 
-// loopbackPair is a connected TCP pair on 127.0.0.1: the far end writes,
-// the near end is wrapped as rtunnel wraps a hub's socket.
-func loopbackPair(t *testing.T) (far net.Conn, near *serverConn) {
+// tcpPair is a connected TCP pair on 127.0.0.1, closed when the test ends.
+func tcpPair(t *testing.T) (far net.Conn, near *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,6 +32,14 @@ func loopbackPair(t *testing.T) (far net.Conn, near *serverConn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { far.Close(); c.Close() })
+	return far, c.(*net.TCPConn)
+}
+
+// loopbackPair is a connected TCP pair on 127.0.0.1: the far end writes,
+// the near end is wrapped as rtunnel wraps a hub's socket.
+func loopbackPair(t *testing.T) (far net.Conn, near *serverConn) {
+	t.Helper()
+	far, c := tcpPair(t)
 	sc, ok := newServerConn(c).(*serverConn)
 	if !ok {
 		t.Fatal("a TCP socket was not wrapped")

@@ -129,38 +129,15 @@ func TestTCPInfoAges(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("tcp_info is Linux-only")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	peer := <-accepted
-	if peer == nil {
-		t.Fatal("accept failed")
-	}
-	defer peer.Close()
-	tc := c.(*net.TCPConn)
+	peer, tc := tcpPair(t)
 	time.Sleep(400 * time.Millisecond)
 	data, ok1 := lastDataAge(tc)
 	ack, ok2 := lastAckAge(tc)
 	if !ok1 || !ok2 || data < 300*time.Millisecond || ack < 300*time.Millisecond {
 		t.Fatalf("idle for 400ms: last data %v (%v), last ack %v (%v)", data, ok1, ack, ok2)
 	}
-	peer.Write([]byte("x")) // never read by c
-	c.Write([]byte("y"))    // ACKed by the peer's kernel
+	peer.Write([]byte("x")) // never read by tc
+	tc.Write([]byte("y"))   // ACKed by the peer's kernel
 	time.Sleep(50 * time.Millisecond)
 	data, _ = lastDataAge(tc)
 	ack, _ = lastAckAge(tc)
