@@ -50,27 +50,26 @@ type attempt struct {
 // lost reports whether the attempt's handshake has heard nothing from the
 // server's kernel for long enough that its packets are presumed lost.
 func (a *attempt) lost() bool {
-	if !a.connected.Load() {
-		return false
-	}
-	tc := a.tcp.Load()
-	if tc == nil {
-		return false
-	}
-	age, segs, ok := ackState(tc)
+	age, segs, ok := a.ackSample()
 	return ok && a.acks.lost(time.Now(), age, segs)
 }
 
 // queued reports whether the attempt's connection is made and the
 // server's kernel is still there, by the same samples as lost: false where
-// tcp_info cannot tell. Only connectFirst's goroutine calls it.
+// tcp_info cannot tell. Only connectFirst's goroutine calls it (and lost).
 func (a *attempt) queued() bool {
+	age, segs, ok := a.ackSample()
+	return ok && !a.acks.lost(time.Now(), age, segs)
+}
+
+// ackSample reads the connected socket's tcp_info ACK age and segments
+// received; ok is false before the connect or where it cannot tell.
+func (a *attempt) ackSample() (age time.Duration, segs uint32, ok bool) {
 	tc := a.tcp.Load()
 	if !a.connected.Load() || tc == nil {
-		return false
+		return 0, 0, false
 	}
-	age, segs, ok := ackState(tc)
-	return ok && !a.acks.lost(time.Now(), age, segs)
+	return ackState(tc)
 }
 
 // ackWatch tells a lost link from a hub whose accept queue is full. Both
