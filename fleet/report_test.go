@@ -125,10 +125,10 @@ func (r *result) table() string {
 	row("reboot: sshd forks, logins, MaxStartups drops, wasted children", hubRow(r.Reboot.Hub))
 	row("reboot: hub kernel listen overflows, SYN cookies sent / received", kernelRow(r.Reboot.Kernel))
 	if r.Cold.ClientAttempts != nil {
-		row("clients' connect attempts by result: cold start; reboot", fmt.Sprintf("%s; %s", attemptRow(r.Cold.ClientAttempts), attemptRow(r.Reboot.ClientAttempts)))
+		row("clients' connect attempts by result: cold start; reboot", fmt.Sprintf("%s; %s", countsRow(r.Cold.ClientAttempts), countsRow(r.Reboot.ClientAttempts)))
 	}
 	if r.Cold.ClientErrors != nil || r.Reboot.ClientErrors != nil {
-		row("clients' logged retry errors (not busy or refused): cold start; reboot", fmt.Sprintf("%s; %s", attemptRow(r.Cold.ClientErrors), attemptRow(r.Reboot.ClientErrors)))
+		row("clients' logged retry errors (not busy or refused): cold start; reboot", fmt.Sprintf("%s; %s", countsRow(r.Cold.ClientErrors), countsRow(r.Reboot.ClientErrors)))
 	}
 	row("sessions live after cold start / after reboot", fmt.Sprintf("%d / %d", r.Cold.SessionsLive, r.Reboot.SessionsLive))
 	row("SYNs to port 22 while sshd was down (total, per client)", fmt.Sprintf("%d, %.1f", r.Reboot.SYNsWhileDown, r.Reboot.SYNsPerClient))
@@ -149,7 +149,7 @@ func hubRow(c hubCounts) string {
 	return fmt.Sprintf("%d, %d, %d, %d", c.Forks, c.Logins, c.Drops, c.Wasted)
 }
 
-func attemptRow(a attemptCounts) string {
+func countsRow(a map[string]int) string {
 	keys := make([]string, 0, len(a))
 	for k := range a {
 		keys = append(keys, k)
