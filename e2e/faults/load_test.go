@@ -318,14 +318,17 @@ func TestMaxConnections(t *testing.T) {
 	if got := tg.Accepted(); got != 50 {
 		t.Errorf("the target accepted %d connections, want 50", got)
 	}
-	// Free the slots: new connections are served again.
+	// Free the slots: new connections are served again. A slot is free
+	// once rtunnel has closed its connection, not when the target has:
+	// wait for rtunnel's 50 "closed" lines (the slot goes right after).
+	freed := d.Mark()
 	releaseOnce.Do(func() { close(release) })
 	for _, c := range held {
 		c.Close()
 	}
 	held = nil
 	deadline = time.Now().Add(10 * time.Second)
-	for tg.Open() > 0 && time.Now().Before(deadline) {
+	for (tg.Open() > 0 || len(entries(d, freed, "forwarded connection closed")) < 50) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	l.serveRemoteCheck(t, tg)
